@@ -1,0 +1,79 @@
+"""Service settings, read from ``FRESHCLAIM_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+BUNDLED_MODELS_DIR = PACKAGE_ROOT.parent / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRESHCLAIM_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="Folder for the SQLite file, photos, keys.")
+    database_url: str | None = Field(default=None, description="Defaults to SQLite under home.")
+    secret_key: str | None = Field(default=None, description="Token signing key; required when replicas share a database.")
+    model_path: Path | None = Field(default=None, description="ONNX model; defaults to the newest in models/.")
+    model_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads per session.")
+
+    photo_storage: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = "photos/"
+    s3_endpoint_url: str | None = None
+
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    stored_photo_max_side: int = 2048
+    max_photos_per_claim: int = 6
+
+    customer_token_ttl_seconds: int = 3600
+    reviewer_token_ttl_seconds: int = 12 * 3600
+    review_lease_seconds: int = 300
+    decision_budget_seconds: float = Field(default=2.0, description="Time allowed to score photos inside a claim request.")
+
+    policy_file: Path | None = Field(default=None, description="JSON policy overriding the built-in one.")
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: str | None = None
+    background_workers: bool = Field(default=True, description="Run the outbox relay and lease sweeper in-process.")
+    locale: str = "en"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'freshclaim.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def photo_dir(self) -> Path:
+        return self.home / "photos"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one kept in ``home/secret.key`` for the embedded default."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def resolved_model_path(self) -> Path | None:
+        if self.model_path:
+            return self.model_path
+        candidates = sorted(BUNDLED_MODELS_DIR.glob("*.onnx"))
+        return candidates[-1] if candidates else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

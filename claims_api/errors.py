@@ -1,0 +1,80 @@
+"""One error shape for every 4xx: ``{"error": {"code": ..., "message": ...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def not_found(what: str, code: str | None = None) -> ApiError:
+    return ApiError(404, code or f"{what}_not_found", f"No such {what.replace('_', ' ')}.")
+
+
+def conflict(code: str, message: str, **details: Any) -> ApiError:
+    return ApiError(409, code, message, **details)
+
+
+def unprocessable(code: str, message: str, **details: Any) -> ApiError:
+    return ApiError(422, code, message, **details)
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/json": {"example": error_body(code, text)}}}
+    for status, code, text in [
+        (400, "bad_request", "The request is malformed."),
+        (401, "unauthorized", "Missing or invalid credentials."),
+        (403, "forbidden", "Not allowed for this role."),
+        (404, "not_found", "No such resource."),
+        (409, "conflict", "The resource is not in a state that allows this."),
+        (422, "validation_error", "The request body is invalid."),
+    ]
+}
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+                 413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"loc": [], "message": "invalid request"}
+        message = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['message']}"
+        return JSONResponse(
+            error_body("validation_error", message, {"problems": problems}), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )

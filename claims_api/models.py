@@ -1,0 +1,17 @@
+"""Imports every domain's tables so ``Base.metadata`` (Alembic, tests) sees them all."""
+
+from claims_api.audit.models import AuditEntry
+from claims_api.auth.models import ApiKey, Reviewer
+from claims_api.claims.models import Claim, ClaimPhoto, IdempotencyRecord
+from claims_api.compensation.models import LedgerEntry, LedgerPosting
+from claims_api.db import Base
+from claims_api.events.models import OutboxEvent
+from claims_api.orders.models import Customer, Order, OrderLine
+from claims_api.photos.models import Photo, PhotoHash, PhotoView
+from claims_api.review.models import PhotoLabel, ReviewDecision
+
+__all__ = [
+    "ApiKey", "AuditEntry", "Base", "Claim", "ClaimPhoto", "Customer", "IdempotencyRecord",
+    "LedgerEntry", "LedgerPosting", "Order", "OrderLine", "OutboxEvent", "Photo", "PhotoHash",
+    "PhotoLabel", "PhotoView", "ReviewDecision", "Reviewer",
+]
