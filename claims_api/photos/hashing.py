@@ -1,0 +1,282 @@
+"""Perceptual hashes that find re-used photos (issue 4, signal 1).
+
+What is stored per photo (:class:`PhotoHashes`): for the whole image and for 9 sub-windows
+(85 % of each side, on a 3×3 grid) a 64-bit pHash (DCT) and a 64-bit dHash (gradient), all in
+the photo's upright orientation. The windows make a cropped copy (≤ 15 % off any side) line up
+with one stored window; the two hash families fail differently, so a match needs BOTH to be
+close.
+
+What is looked up (:func:`query_hashes`): the whole-image hashes of the new photo under the 8
+rotations/flips (the dihedral group), so a rotated or mirrored copy hits the stored upright
+hash.
+
+Indexed lookup (banding, :func:`band_values`): each 64-bit hash is cut into ``BANDS`` = 4
+bands of 16 bits stored as indexed integer columns. Candidates are rows sharing any band value
+with any query hash; by pigeonhole, a row within Hamming distance ``BANDS - 1`` of a query hash
+always shares a band, and most rows within the match threshold do (measured by
+``bench/bench_duplicates.py``). Candidates are then checked with exact Hamming distances
+(:func:`is_match`).
+
+Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the shared real photos: see
+``bench/bench_duplicates.py`` for the measured true- and false-match rates.
+
+Hash values are unsigned Python ints in 0..2**64-1; :func:`to_signed64` gives the value for a
+signed BIGINT column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+HASH_BITS = 64
+BANDS = 4
+BAND_BITS = HASH_BITS // BANDS
+WINDOW_SCALES: tuple[float, ...] = (0.85,)
+_GRID = (0.0, 0.5, 1.0)
+
+# The 8 dihedral transforms, identity first. A query photo is hashed under each of them.
+# Hashes are computed with numpy exactly as imagehash.phash / imagehash.dhash compute them
+# (tests/test_hashing.py checks bit equality) but ~20× faster: the whole stored set plus the 8
+# query transforms cost ~1 ms on the small image.
+DIHEDRAL: tuple[Image.Transpose | None, ...] = (
+    None,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_180,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+)
+
+
+@dataclass(frozen=True)
+class MatchThresholds:
+    """A stored window matches a query hash when BOTH distances are at most these."""
+
+    phash_max: int = 10
+    dhash_max: int = 10
+
+
+MATCH_THRESHOLDS = MatchThresholds()
+
+
+@dataclass(frozen=True)
+class HashPair:
+    """The pHash and dHash of one image region, as unsigned 64-bit ints."""
+
+    phash: int
+    dhash: int
+
+    @property
+    def phash_hex(self) -> str:
+        return f"{self.phash:016x}"
+
+    @property
+    def dhash_hex(self) -> str:
+        return f"{self.dhash:016x}"
+
+    def bands(self) -> tuple[list[int], list[int]]:
+        return band_values(self.phash), band_values(self.dhash)
+
+
+@dataclass(frozen=True)
+class PhotoHashes:
+    """The canonical hashes stored for one photo: ``windows[0]`` is the whole image,
+    ``windows[1:]`` the crop windows (one stored row each; window index = position)."""
+
+    windows: tuple[HashPair, ...]
+
+    @property
+    def whole(self) -> HashPair:
+        return self.windows[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "phash": self.whole.phash_hex,
+            "dhash": self.whole.dhash_hex,
+            "windows": [[w.phash_hex, w.dhash_hex] for w in self.windows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PhotoHashes:
+        return cls(tuple(HashPair(int(p, 16), int(d, 16)) for p, d in data["windows"]))
+
+
+def _dct_matrix(size: int) -> np.ndarray:
+    """Unnormalised DCT-II as a matrix: the transform imagehash (scipy.fftpack.dct) uses."""
+    k = np.arange(size)[:, None]
+    n = np.arange(size)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * size))
+
+
+_PHASH_SIDE = 32  # imagehash.phash: hash_size 8 × highfreq_factor 4
+_DCT = _dct_matrix(_PHASH_SIDE)
+_LANCZOS = Image.Resampling.LANCZOS
+
+
+def _bits_to_int(bits: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(bits.ravel()).tobytes(), "big")
+
+
+def phash_bits(pixels32: np.ndarray) -> int:
+    """imagehash.phash of a 32×32 greyscale array, as an int (same bits, ~20× faster)."""
+    coefficients = _DCT @ pixels32 @ _DCT.T
+    low = coefficients[:8, :8]
+    return _bits_to_int(low > np.median(low))
+
+
+def dhash_bits(pixels8x9: np.ndarray) -> int:
+    """imagehash.dhash of an 8-row × 9-column greyscale array, as an int."""
+    return _bits_to_int(pixels8x9[:, 1:] > pixels8x9[:, :-1])
+
+
+_SOURCE_MAX_SIDE = 128  # hash inputs are at most 32 px: a 128-px source keeps them exact enough
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    """Greyscale, at most 128 px: every hash of a photo starts from this one image."""
+    grey = image if image.mode == "L" else image.convert("L")
+    longest = max(grey.size)
+    if longest > _SOURCE_MAX_SIDE:
+        scale = _SOURCE_MAX_SIDE / longest
+        size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+        grey = grey.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return grey
+
+
+def _pixels(grey: Image.Image, size: tuple[int, int], box) -> np.ndarray:
+    return np.asarray(grey.resize(size, _LANCZOS, box=box), dtype=np.float64)
+
+
+Box = tuple[float, float, float, float]
+
+
+def hash_region(grey: Image.Image, box: Box | None = None) -> HashPair:
+    """pHash + dHash of a region of a greyscale image (the whole image when ``box`` is None)."""
+    return HashPair(
+        phash=phash_bits(_pixels(grey, (_PHASH_SIDE, _PHASH_SIDE), box)),
+        dhash=dhash_bits(_pixels(grey, (9, 8), box)),
+    )
+
+
+def crop_windows(size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
+    """The crop boxes hashed besides the whole image, in a fixed order."""
+    width, height = size
+    boxes = []
+    for scale in WINDOW_SCALES:
+        crop_w, crop_h = width * scale, height * scale
+        for fy in _GRID:
+            for fx in _GRID:
+                left, top = (width - crop_w) * fx, (height - crop_h) * fy
+                boxes.append((left, top, left + crop_w, top + crop_h))
+    return boxes
+
+
+def compute_hashes(image: Image.Image) -> PhotoHashes:
+    """The stored hashes of an upright photo (pass the small decoded image)."""
+    grey = _grey(image)
+    boxes: list = [None, *crop_windows(grey.size)]
+    return PhotoHashes(tuple(hash_region(grey, box) for box in boxes))
+
+
+def _dihedral_arrays(pixels: np.ndarray) -> list[np.ndarray]:
+    """``pixels`` under the 8 transforms, in :data:`DIHEDRAL` order."""
+    return [
+        pixels,
+        np.rot90(pixels, 1),  # Transpose.ROTATE_90 is counter-clockwise, as is rot90
+        np.rot90(pixels, 2),
+        np.rot90(pixels, 3),
+        pixels[:, ::-1],
+        pixels[::-1, :],
+        pixels.T,
+        np.rot90(pixels, 2).T,
+    ]
+
+
+def query_hashes(image: Image.Image) -> list[HashPair]:
+    """Whole-image hashes of ``image`` under the 8 rotations/flips (:data:`DIHEDRAL` order,
+    identity first). A transformed copy of a stored photo hits its stored window 0."""
+    grey = _grey(image)
+    p32 = _pixels(grey, (_PHASH_SIDE, _PHASH_SIDE), None)
+    # dHash samples 9 columns × 8 rows; a transform that swaps the axes needs 8 × 9 instead.
+    d_wide = _pixels(grey, (9, 8), None)
+    d_tall = _pixels(grey, (8, 9), None)
+    p_variants = _dihedral_arrays(p32)
+    d_from_wide = _dihedral_arrays(d_wide)
+    d_from_tall = _dihedral_arrays(d_tall)
+    swaps_axes = (False, True, False, True, False, False, True, True)
+    return [
+        HashPair(phash_bits(p), dhash_bits(d_tall_v if swap else d_wide_v))
+        for p, d_wide_v, d_tall_v, swap in zip(
+            p_variants, d_from_wide, d_from_tall, swaps_axes, strict=True
+        )
+    ]
+
+
+def band_values(value: int, bands: int = BANDS) -> list[int]:
+    """Split a 64-bit hash into ``bands`` integers, most significant first (16 bits each for
+    4 bands: values 0..65535 fit an INTEGER column)."""
+    width = HASH_BITS // bands
+    mask = (1 << width) - 1
+    return [(value >> (width * (bands - 1 - i))) & mask for i in range(bands)]
+
+
+def query_band_values(queries: Iterable[HashPair]) -> tuple[list[set[int]], list[set[int]]]:
+    """Per band position, the set of values to look up for pHash and for dHash columns."""
+    p_sets: list[set[int]] = [set() for _ in range(BANDS)]
+    d_sets: list[set[int]] = [set() for _ in range(BANDS)]
+    for query in queries:
+        for i, value in enumerate(band_values(query.phash)):
+            p_sets[i].add(value)
+        for i, value in enumerate(band_values(query.dhash)):
+            d_sets[i].add(value)
+    return p_sets, d_sets
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def window_distance(stored: HashPair, query: HashPair) -> tuple[int, int]:
+    return hamming(stored.phash, query.phash), hamming(stored.dhash, query.dhash)
+
+
+def is_match(
+    stored: HashPair | PhotoHashes,
+    query: HashPair | Sequence[HashPair],
+    thresholds: MatchThresholds = MATCH_THRESHOLDS,
+) -> tuple[bool, int]:
+    """Does any stored window match any query hash?
+
+    Returns ``(matched, distance)`` where distance = pHash + dHash Hamming distance (0..128) of
+    the closest (window, query) pair that is within both thresholds, or of the closest pair
+    overall when none is.
+    """
+    windows = stored.windows if isinstance(stored, PhotoHashes) else (stored,)
+    queries = (query,) if isinstance(query, HashPair) else tuple(query)
+    best_match: int | None = None
+    best_any = 2 * HASH_BITS + 1
+    for window in windows:
+        for candidate in queries:
+            p_dist, d_dist = window_distance(window, candidate)
+            total = p_dist + d_dist
+            best_any = min(best_any, total)
+            if p_dist <= thresholds.phash_max and d_dist <= thresholds.dhash_max:
+                best_match = total if best_match is None else min(best_match, total)
+    if best_match is not None:
+        return True, best_match
+    return False, best_any
+
+
+def to_signed64(value: int) -> int:
+    """An unsigned 64-bit hash as the value of a signed BIGINT column."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def from_signed64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value

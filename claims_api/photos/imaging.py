@@ -1,0 +1,411 @@
+"""Turns the bytes of one uploaded photo into everything the service keeps about it.
+
+:func:`process_upload` runs the steps cheapest-first, so hostile input is refused before it
+costs anything:
+
+1. byte limit;
+2. format sniffed from the magic bytes (JPEG, PNG, WebP, HEIC/HEIF) — the file name and the
+   declared content type are never trusted;
+3. header only: the pixel limit is enforced BEFORE any pixel is decoded (a PNG declaring
+   30000×30000 is refused without allocating it);
+4. EXIF facts (capture time, Software, GPS present, Make/Model) read before they are dropped;
+5. decode — a JPEG with DCT scaling (``Image.draft``) straight to about the size of the stored
+   reviewer copy (a 12-MP photo decodes at 1/2 scale, never at full size);
+6. EXIF orientation applied, converted to RGB (alpha composited on white);
+7. one small image (longer side ≤ ``small_max_side``) made from the decoded one, for the model,
+   the quality gate and the hashes;
+8. the stored copy re-encoded as JPEG from pixels, with no EXIF/XMP at all (so GPS can never
+   be stored), content-addressed by its sha256.
+
+Anything the decoders cannot read becomes :class:`PhotoRejected`, never another exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pillow_heif
+from PIL import Image, ImageOps
+
+from claims_api.photos.hashing import PhotoHashes, compute_hashes
+from claims_api.photos.messages import message
+from claims_api.photos.quality import (
+    DEFAULT_THRESHOLDS,
+    QualityReport,
+    QualityThresholds,
+    assess_quality,
+    central_crop,
+)
+
+pillow_heif.register_heif_opener()
+
+STORED_CONTENT_TYPE = "image/jpeg"
+
+# EXIF tags (IFD0 / Exif IFD / pointers)
+_TAG_MAKE = 0x010F
+_TAG_MODEL = 0x0110
+_TAG_ORIENTATION = 0x0112
+_TAG_SOFTWARE = 0x0131
+_TAG_EXIF_IFD = 0x8769
+_TAG_GPS_IFD = 0x8825
+_TAG_DATETIME_ORIGINAL = 0x9003
+_TAG_OFFSET_TIME = 0x9010
+_TAG_OFFSET_TIME_ORIGINAL = 0x9011
+
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 15 * 1024 * 1024
+    # 50 MP: a 48-MP phone sensor still passes; Pillow's own bomb limit is 89 MP.
+    max_pixels: int = 50_000_000
+    # The stored reviewer copy: longer side at most this ...
+    stored_max_side: int = 2048
+    # ... and a JPEG is DCT-scaled as far as it can while its longer side stays at least this
+    # fraction of the stored size (4032 px decodes at 1/2 to 2016 px and is stored as is).
+    stored_min_fraction: float = 0.75
+    stored_jpeg_quality: int = 85
+    # The small image for the model (it resizes to its own input), quality gate and hashes.
+    small_max_side: int = 320
+    # Blur is measured on a central crop of this side at the stored resolution.
+    detail_crop_side: int = 512
+    # EXIF DateTimeOriginal without OffsetTimeOriginal is read in this zone (UTC+8, China).
+    exif_default_utc_offset_minutes: int = 480
+    quality: QualityThresholds = DEFAULT_THRESHOLDS
+
+
+DEFAULT_LIMITS = ImageLimits()
+
+
+class PhotoRejected(Exception):
+    """The upload cannot be used at all. ``code`` is machine-readable, ``message`` a sentence
+    for the customer, ``status`` the HTTP status to answer with."""
+
+    def __init__(self, code: str, status: int, detail: str = "") -> None:
+        self.code = code
+        self.status = status
+        self.message = message(code)
+        self.detail = detail  # for logs only: never shown to the customer
+        super().__init__(f"{code}: {detail or self.message}")
+
+
+@dataclass(frozen=True)
+class ExifFacts:
+    """What the upload's EXIF said, read before the metadata is dropped. Missing EXIF is
+    normal (mini-program uploads usually have none) and is not a signal by itself."""
+
+    captured_at: datetime | None = None  # aware; see captured_at_offset_known
+    captured_at_offset_known: bool = False  # False: read in ImageLimits' default zone
+    software: str | None = None
+    make: str | None = None
+    model: str | None = None
+    gps_present: bool = False
+    orientation: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "captured_at": self.captured_at.isoformat() if self.captured_at else None,
+            "captured_at_offset_known": self.captured_at_offset_known,
+            "software": self.software,
+            "make": self.make,
+            "model": self.model,
+            "gps_present": self.gps_present,
+            "orientation": self.orientation,
+        }
+
+
+@dataclass(frozen=True)
+class ProcessedPhoto:
+    format: str  # "jpeg" | "png" | "webp" | "heif": what the bytes are, not what they claimed
+    width: int  # of the original, after orientation
+    height: int
+    stored_bytes: bytes = field(repr=False)
+    stored_width: int
+    stored_height: int
+    stored_sha256: str  # content address of the stored copy
+    original_sha256: str  # of the uploaded bytes: exact re-uploads
+    small_image: Image.Image = field(repr=False)  # RGB, longer side <= small_max_side
+    exif: ExifFacts
+    quality: QualityReport
+    hashes: PhotoHashes
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    stored_content_type: str = STORED_CONTENT_TYPE
+
+    @property
+    def storage_key(self) -> str:
+        return self.stored_sha256
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - self._last) * 1000.0, 3)
+        self._last = now
+
+    def finish(self) -> dict[str, float]:
+        self.timings["total"] = round((time.perf_counter() - self._start) * 1000.0, 3)
+        return self.timings
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format name of ``data`` from its magic bytes, or None when unsupported."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        box_size = int.from_bytes(data[:4], "big")
+        brands = data[8:12] + data[16 : min(box_size, 64)]
+        if any(brands[i : i + 4] in _HEIF_BRANDS for i in range(0, len(brands) - 3, 4)):
+            return "HEIF"
+    return None
+
+
+def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ProcessedPhoto:
+    """Validate, decode, check and re-encode one uploaded photo. Raises PhotoRejected."""
+    watch = _Stopwatch()
+    if not data:
+        raise PhotoRejected("empty_file", 400)
+    if len(data) > limits.max_bytes:
+        raise PhotoRejected("file_too_large", 413, f"{len(data)} > {limits.max_bytes} bytes")
+    pil_format = sniff_format(data)
+    if pil_format is None:
+        raise PhotoRejected("unsupported_format", 415, repr(data[:16]))
+    watch.lap("sniff")
+
+    image = _open_header(data, pil_format)
+    _check_pixels(image, limits)
+    declared_size = image.size
+    watch.lap("header")
+
+    try:
+        _draft_for_storage(image, limits)
+        exif = read_exif_facts(image, limits)
+        icc_profile = image.info.get("icc_profile")
+        image.load()
+        watch.lap("decode")
+        decoded_size = image.size
+        upright = to_upright_rgb(image)
+    except PhotoRejected:
+        raise
+    except Exception as exc:  # any failure of a decoder on untrusted bytes means a bad file
+        raise PhotoRejected("corrupt_image", 422, f"{type(exc).__name__}: {exc}") from exc
+    swapped = upright.size != decoded_size
+    width, height = declared_size[::-1] if swapped else declared_size
+    watch.lap("orient")
+
+    small = shrink(upright, limits.small_max_side)
+    watch.lap("small")
+    stored = shrink(upright, limits.stored_max_side)
+    stored_bytes = encode_jpeg(stored, limits.stored_jpeg_quality, icc_profile)
+    watch.lap("encode")
+
+    detail = central_crop(upright, limits.detail_crop_side)
+    quality = assess_quality(
+        small, original_size=(width, height), detail=detail, thresholds=limits.quality
+    )
+    watch.lap("quality")
+    hashes = compute_hashes(small)
+    watch.lap("hashes")
+    stored_sha256 = hashlib.sha256(stored_bytes).hexdigest()
+    original_sha256 = hashlib.sha256(data).hexdigest()
+    watch.lap("sha256")
+
+    return ProcessedPhoto(
+        format=pil_format.lower(),
+        width=width,
+        height=height,
+        stored_bytes=stored_bytes,
+        stored_width=stored.width,
+        stored_height=stored.height,
+        stored_sha256=stored_sha256,
+        original_sha256=original_sha256,
+        small_image=small,
+        exif=exif,
+        quality=quality,
+        hashes=hashes,
+        timings_ms=watch.finish(),
+    )
+
+
+def _open_header(data: bytes, pil_format: str) -> Image.Image:
+    """Parse the header only (Pillow decodes lazily), restricted to the sniffed format."""
+    try:
+        with warnings.catch_warnings():
+            # We enforce our own pixel limit right after; Pillow's warning adds nothing.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=[pil_format])
+    except Image.DecompressionBombError as exc:
+        raise PhotoRejected("image_too_large", 413, str(exc)) from exc
+    except Exception as exc:
+        raise PhotoRejected("corrupt_image", 422, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_pixels(image: Image.Image, limits: ImageLimits) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise PhotoRejected("corrupt_image", 422, f"size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise PhotoRejected("image_too_large", 413, f"{width}x{height} > {limits.max_pixels} px")
+
+
+def _draft_for_storage(image: Image.Image, limits: ImageLimits) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) whose longer side is
+    still at least ``stored_min_fraction`` of the stored copy's size."""
+    if image.format != "JPEG":
+        return
+    width, height = image.size
+    longest = max(width, height)
+    wanted = min(longest, limits.stored_max_side) * limits.stored_min_fraction
+    scale = wanted / longest
+    image.draft("RGB", (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+
+
+def read_exif_facts(image: Image.Image, limits: ImageLimits = DEFAULT_LIMITS) -> ExifFacts:
+    """Capture time, Software, Make/Model, GPS presence and orientation; never raises (a
+    malformed EXIF block just yields fewer facts)."""
+    try:
+        exif = image.getexif()
+    except Exception:
+        return ExifFacts()
+    if not exif:
+        return ExifFacts()
+    try:
+        exif_ifd = exif.get_ifd(_TAG_EXIF_IFD)
+    except Exception:
+        exif_ifd = {}
+    try:
+        gps_present = bool(exif.get_ifd(_TAG_GPS_IFD)) or _TAG_GPS_IFD in exif
+    except Exception:
+        gps_present = _TAG_GPS_IFD in exif
+    offset_text = _text(exif_ifd.get(_TAG_OFFSET_TIME_ORIGINAL)) or _text(
+        exif_ifd.get(_TAG_OFFSET_TIME)
+    )
+    offset = parse_exif_offset(offset_text)
+    default_zone = timezone(timedelta(minutes=limits.exif_default_utc_offset_minutes))
+    captured_at = parse_exif_datetime(
+        _text(exif_ifd.get(_TAG_DATETIME_ORIGINAL)), offset or default_zone
+    )
+    orientation = exif.get(_TAG_ORIENTATION, 1)
+    return ExifFacts(
+        captured_at=captured_at,
+        captured_at_offset_known=captured_at is not None and offset is not None,
+        software=_text(exif.get(_TAG_SOFTWARE)),
+        make=_text(exif.get(_TAG_MAKE)),
+        model=_text(exif.get(_TAG_MODEL)),
+        gps_present=gps_present,
+        orientation=orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1,
+    )
+
+
+def _text(value: object, max_length: int = 200) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    cleaned = value.replace("\x00", "").strip()
+    return cleaned[:max_length] or None
+
+
+def parse_exif_offset(text: str | None) -> timezone | None:
+    """``"+08:00"`` -> UTC+8; anything malformed -> None."""
+    if not text or len(text) < 6 or text[0] not in "+-" or text[3] != ":":
+        return None
+    try:
+        hours, minutes = int(text[1:3]), int(text[4:6])
+    except ValueError:
+        return None
+    if hours > 14 or minutes > 59:
+        return None
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(-delta if text[0] == "-" else delta)
+
+
+def parse_exif_datetime(text: str | None, zone: timezone) -> datetime | None:
+    """``"2026:11:24 18:05:09"`` -> an aware datetime in ``zone``; malformed or blank -> None."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    if parsed.year < 1990:
+        return None
+    return parsed.replace(tzinfo=zone)
+
+
+def to_upright_rgb(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and convert to 8-bit RGB; alpha is composited on white."""
+    # in place: no copy of a multi-megapixel image when there is nothing to turn
+    ImageOps.exif_transpose(image, in_place=True)
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _wide_grey_to_rgb(image)
+    has_alpha = (
+        mode in ("RGBA", "LA", "PA", "RGBa", "La")
+        or (mode == "P" and "transparency" in image.info)
+        or (mode in ("L", "RGB") and "transparency" in image.info)
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit / 32-bit greyscale: scale to 0..255 instead of clipping (Pillow clips)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    peak = float(pixels.max()) if pixels.size else 0.0
+    if peak > 255.0:
+        pixels = pixels * (255.0 / (65535.0 if peak <= 65535.0 else peak))
+    grey = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
+def shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """Longer side at most ``max_side``: integer box reduction (cheap), then bilinear."""
+    longest = max(image.size)
+    if longest <= max_side:
+        return image
+    factor = longest // max_side
+    if factor >= 2:
+        image = image.reduce(factor)
+        longest = max(image.size)
+    if longest > max_side:
+        scale = max_side / longest
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return image
+
+
+def encode_jpeg(image: Image.Image, quality: int, icc_profile: bytes | None = None) -> bytes:
+    """Re-encode pixels as a baseline JPEG. Only the colour profile is kept: no EXIF, XMP,
+    comments or thumbnails, whatever ``image.info`` holds."""
+    buffer = io.BytesIO()
+    options: dict[str, Any] = {"quality": quality, "exif": b"", "xmp": b"", "comment": b""}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()

@@ -1,0 +1,91 @@
+"""Customer-facing sentences for machine-readable codes, in English and Chinese.
+
+The catalogue is a plain mapping ``locale -> code -> sentence``. Photo rejections and
+quality problems register their sentences here; other packages (claim decisions, review
+reasons) add theirs with :func:`register` so the mini-program gets every sentence from one
+place. Unknown locales fall back to English, unknown codes to a generic sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULT_LOCALE = "en"
+SUPPORTED_LOCALES = ("en", "zh")
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    "en": {
+        # Upload rejections (claims_api.photos.imaging.PhotoRejected.code)
+        "empty_file": "The upload is empty — please choose a photo and try again.",
+        "file_too_large": "The photo file is too large — please send a smaller or compressed "
+        "photo.",
+        "unsupported_format": "This file is not a supported photo — please send a JPEG, PNG, "
+        "WebP or HEIC photo.",
+        "image_too_large": "The photo has too many pixels — please send a smaller photo.",
+        "corrupt_image": "The photo could not be read (the file is damaged or incomplete) — "
+        "please take it again.",
+        # Quality problems (claims_api.photos.quality.Problem.code)
+        "too_small": "The photo is too small to check — please send the original photo.",
+        "too_dark": "The photo is too dark — please retake it in daylight.",
+        "blown_out": "The photo is too bright and washed out — please retake it out of "
+        "direct light.",
+        "too_flat": "The photo shows almost nothing (no contrast) — please photograph the "
+        "item itself.",
+        "too_blurry": "The photo is blurry — please hold the phone still and retake it.",
+        "unknown": "Something is wrong with this photo — please try again.",
+    },
+    "zh": {
+        "empty_file": "上传的文件是空的，请选择一张照片后重试。",
+        "file_too_large": "照片文件太大，请发送较小或压缩后的照片。",
+        "unsupported_format": "不支持该文件格式，请发送 JPEG、PNG、WebP 或 HEIC 照片。",
+        "image_too_large": "照片像素过多，请发送尺寸较小的照片。",
+        "corrupt_image": "无法读取照片（文件已损坏或不完整），请重新拍摄。",
+        "too_small": "照片太小，无法核查，请发送原图。",
+        "too_dark": "照片太暗，请在光线充足的地方重新拍摄。",
+        "blown_out": "照片过亮、发白，请避开强光重新拍摄。",
+        "too_flat": "照片几乎看不清内容（没有对比度），请对准商品本身拍摄。",
+        "too_blurry": "照片模糊，请拿稳手机重新拍摄。",
+        "unknown": "这张照片有问题，请重试。",
+    },
+}
+
+
+def normalise_locale(locale: str | None) -> str:
+    """``"zh-CN"``, ``"zh_Hans"`` -> ``"zh"``; anything unknown -> the default locale."""
+    if not locale:
+        return DEFAULT_LOCALE
+    language = locale.replace("_", "-").split("-", 1)[0].lower()
+    return language if language in CATALOGUE else DEFAULT_LOCALE
+
+
+def message(code: str, locale: str | None = DEFAULT_LOCALE, **params: object) -> str:
+    """The sentence for ``code`` in ``locale``; ``params`` fill ``{placeholders}``."""
+    chosen = normalise_locale(locale)
+    text = (
+        CATALOGUE[chosen].get(code)
+        or CATALOGUE[DEFAULT_LOCALE].get(code)
+        or CATALOGUE[chosen].get("unknown")
+        or CATALOGUE[DEFAULT_LOCALE]["unknown"]
+    )
+    return text.format(**params) if params else text
+
+
+def register(code: str, texts: Mapping[str, str], *, replace: bool = False) -> None:
+    """Add the sentences of one code, e.g. ``register("late_claim", {"en": ..., "zh": ...})``.
+
+    English is required so every code has a fallback. Re-registering the same text is a
+    no-op; a different text for an existing code needs ``replace=True``.
+    """
+    if DEFAULT_LOCALE not in texts:
+        raise ValueError(f"code {code!r} needs an {DEFAULT_LOCALE!r} sentence")
+    for locale, text in texts.items():
+        sentences = CATALOGUE.setdefault(normalise_locale_key(locale), {})
+        existing = sentences.get(code)
+        if existing is not None and existing != text and not replace:
+            raise ValueError(f"code {code!r} already has a different {locale!r} sentence")
+        sentences[code] = text
+
+
+def normalise_locale_key(locale: str) -> str:
+    """The catalogue key for a new locale: the language part, lower case."""
+    return locale.replace("_", "-").split("-", 1)[0].lower()
