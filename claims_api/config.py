@@ -19,9 +19,15 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path("var"), description="Folder for the SQLite file, photos, keys.")
     database_url: str | None = Field(default=None, description="Defaults to SQLite under home.")
-    secret_key: str | None = Field(default=None, description="Token signing key; required when replicas share a database.")
-    model_path: Path | None = Field(default=None, description="ONNX model; defaults to the newest in models/.")
-    model_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads per session.")
+    secret_key: str | None = Field(
+        default=None, description="Token signing key; required when replicas share a database."
+    )
+    model_path: Path | None = Field(
+        default=None, description="ONNX model; defaults to the newest in models/."
+    )
+    model_threads: int = Field(
+        default=1, ge=1, description="onnxruntime intra-op threads per session."
+    )
 
     photo_storage: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None
@@ -36,12 +42,18 @@ class Settings(BaseSettings):
     customer_token_ttl_seconds: int = 3600
     reviewer_token_ttl_seconds: int = 12 * 3600
     review_lease_seconds: int = 300
-    decision_budget_seconds: float = Field(default=2.0, description="Time allowed to score photos inside a claim request.")
+    decision_budget_seconds: float = Field(
+        default=2.0, description="Time allowed to score photos inside a claim request."
+    )
 
-    policy_file: Path | None = Field(default=None, description="JSON policy overriding the built-in one.")
+    policy_file: Path | None = Field(
+        default=None, description="JSON policy overriding the built-in one."
+    )
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: str | None = None
-    background_workers: bool = Field(default=True, description="Run the outbox relay and lease sweeper in-process.")
+    background_workers: bool = Field(
+        default=True, description="Run the outbox relay and lease sweeper in-process."
+    )
     locale: str = "en"
 
     @property

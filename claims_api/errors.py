@@ -39,7 +39,10 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {"application/json": {"example": error_body(code, text)}}}
+    status: {
+        "description": text,
+        "content": {"application/json": {"example": error_body(code, text)}},
+    }
     for status, code, text in [
         (400, "bad_request", "The request is malformed."),
         (401, "unauthorized", "Missing or invalid credentials."),
@@ -50,9 +53,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     ]
 }
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-                 413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,7 +11,22 @@ from claims_api.photos.models import Photo, PhotoHash, PhotoView
 from claims_api.review.models import PhotoLabel, ReviewDecision
 
 __all__ = [
-    "ApiKey", "AuditEntry", "Base", "Claim", "ClaimPhoto", "Customer", "IdempotencyRecord",
-    "LedgerEntry", "LedgerPosting", "Order", "OrderLine", "OutboxEvent", "Photo", "PhotoHash",
-    "PhotoLabel", "PhotoView", "ReviewDecision", "Reviewer",
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "Claim",
+    "ClaimPhoto",
+    "Customer",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "LedgerPosting",
+    "Order",
+    "OrderLine",
+    "OutboxEvent",
+    "Photo",
+    "PhotoHash",
+    "PhotoLabel",
+    "PhotoView",
+    "ReviewDecision",
+    "Reviewer",
 ]

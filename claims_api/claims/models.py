@@ -23,7 +23,9 @@ class Claim(Base):
 
     __tablename__ = "claims"
     __table_args__ = (
-        ForeignKeyConstraint(["order_id", "line_id"], ["order_lines.order_id", "order_lines.line_id"]),
+        ForeignKeyConstraint(
+            ["order_id", "line_id"], ["order_lines.order_id", "order_lines.line_id"]
+        ),
         Index("ix_claims_queue", "status", "sla_deadline"),
         Index("ix_claims_customer_submitted", "customer_id", "submitted_at"),
         Index("ix_claims_line", "order_id", "line_id"),
@@ -47,6 +49,7 @@ class Claim(Base):
     sla_deadline: Mapped[datetime] = mapped_column(UtcDateTime)
     lease_holder: Mapped[str | None] = mapped_column(String(40), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    leased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     appealed: Mapped[bool] = mapped_column(Boolean, default=False)
     appeal_message: Mapped[str | None] = mapped_column(Text, default=None)
     rejected_by: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -64,7 +67,9 @@ class Claim(Base):
 class ClaimPhoto(Base):
     __tablename__ = "claim_photos"
 
-    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id", ondelete="CASCADE"), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(
+        ForeignKey("claims.id", ondelete="CASCADE"), primary_key=True
+    )
     photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(Integer)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

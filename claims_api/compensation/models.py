@@ -33,6 +33,8 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    posting_id: Mapped[str] = mapped_column(ForeignKey("ledger_postings.id", ondelete="CASCADE"), index=True)
+    posting_id: Mapped[str] = mapped_column(
+        ForeignKey("ledger_postings.id", ondelete="CASCADE"), index=True
+    )
     account: Mapped[str] = mapped_column(String(150), index=True)
     amount_cents: Mapped[int] = mapped_column(Integer)

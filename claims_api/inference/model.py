@@ -46,7 +46,9 @@ class PhotoScores:
 
     @property
     def produce_confident(self) -> bool:
-        return self.produce != OTHER_LABEL and self.produce_confidence >= self.produce_confidence_min
+        return (
+            self.produce != OTHER_LABEL and self.produce_confidence >= self.produce_confidence_min
+        )
 
     @property
     def auto_approvable(self) -> bool:
@@ -163,7 +165,8 @@ class Classifier:
             produce=meta.labels.produce[best],
             produce_confidence=round(float(produce_probs[best]), 6),
             produce_probs={
-                label: round(float(p), 6) for label, p in zip(meta.labels.produce, produce_probs)
+                label: round(float(p), 6)
+                for label, p in zip(meta.labels.produce, produce_probs, strict=True)
             },
             p_rotten=round(float(condition_probs[1]), 6),
             ood_score=round(ood, 6),

@@ -29,6 +29,7 @@ class Photo(Base):
     byte_size: Mapped[int] = mapped_column(Integer)
     quality: Mapped[dict] = mapped_column(JsonDoc)
     exif: Mapped[dict] = mapped_column(JsonDoc, default=dict)
+    hashes: Mapped[dict] = mapped_column(JsonDoc, default=dict)
     scores: Mapped[dict | None] = mapped_column(JsonDoc, default=None)
     model_version: Mapped[str | None] = mapped_column(String(100), default=None)
     scoring_error: Mapped[str | None] = mapped_column(String(500), default=None)
@@ -37,7 +38,8 @@ class Photo(Base):
 
 
 class PhotoHash(Base):
-    """Perceptual hashes of a photo, split into indexed bands for near-duplicate lookup."""
+    """Perceptual hashes of a photo (window 0: the whole image; 1..: crop windows), the pHash
+    split into indexed 16-bit bands for near-duplicate lookup (see ``photos/hashing.py``)."""
 
     __tablename__ = "photo_hashes"
     __table_args__ = (
@@ -50,6 +52,7 @@ class PhotoHash(Base):
     photo_id: Mapped[str] = mapped_column(
         ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True
     )
+    window: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(100), index=True)
     phash: Mapped[int] = mapped_column(BigInteger)
     dhash: Mapped[int] = mapped_column(BigInteger)

@@ -57,7 +57,9 @@ def _mask(nodes: list, name: str, conditions: list[tuple[str, int, float]]) -> s
     for i, (op, channel, value) in enumerate(conditions):
         ch, thr, out = f"{name}_c{i}", f"{name}_t{i}", f"{name}_b{i}"
         nodes.append(_const(f"{name}_idx{i}", [channel]))
-        nodes.append(helper.make_node("Cast", [f"{name}_idx{i}"], [f"{name}_i{i}"], to=TensorProto.INT64))
+        nodes.append(
+            helper.make_node("Cast", [f"{name}_idx{i}"], [f"{name}_i{i}"], to=TensorProto.INT64)
+        )
         nodes.append(helper.make_node("Gather", ["image", f"{name}_i{i}"], [ch], axis=1))
         nodes.append(_const(thr, value))
         nodes.append(helper.make_node(op, [ch, thr], [out]))
@@ -76,26 +78,47 @@ def build_tiny_model(path: Path, metadata: ModelMetadata | None = None) -> Path:
     nodes: list[onnx.NodeProto] = []
     apple = _mask(nodes, "apple", [("Greater", 0, 0.55), ("Less", 1, 0.3), ("Less", 2, 0.35)])
     banana = _mask(nodes, "banana", [("Greater", 0, 0.7), ("Greater", 1, 0.6), ("Less", 2, 0.35)])
-    orange = _mask(nodes, "orange", [("Greater", 0, 0.75), ("Greater", 1, 0.4), ("Less", 1, 0.6), ("Less", 2, 0.3)])
+    orange = _mask(
+        nodes,
+        "orange",
+        [("Greater", 0, 0.75), ("Greater", 1, 0.4), ("Less", 1, 0.6), ("Less", 2, 0.3)],
+    )
     rot = _mask(nodes, "rot", [("Less", 0, 0.4), ("Less", 1, 0.3), ("Less", 2, 0.2)])
     blue = _mask(nodes, "blue", [("Greater", 2, 0.5), ("Less", 0, 0.4)])
 
     share = {}
     for mask in (apple, banana, orange, rot, blue):
         share[mask] = f"{mask}_share"
-        nodes.append(helper.make_node("ReduceMean", [mask], [share[mask]], axes=[1, 2, 3], keepdims=0))
+        nodes.append(
+            helper.make_node("ReduceMean", [mask], [share[mask]], axes=[1, 2, 3], keepdims=0)
+        )
 
     # Produce: fruit shares scaled up; "other" wins when no fruit colour covers 5% of the photo.
-    nodes.append(helper.make_node("Concat", [share[apple], share[banana], share[orange]], ["fruit_shares"], axis=0))
+    nodes.append(
+        helper.make_node(
+            "Concat", [share[apple], share[banana], share[orange]], ["fruit_shares"], axis=0
+        )
+    )
     nodes.append(_const("fruit_scale", 200.0))
     nodes.append(helper.make_node("Mul", ["fruit_shares", "fruit_scale"], ["fruit_logits_t"]))
     nodes.append(_const("other_logit", [10.0]))
     nodes.append(helper.make_node("Shape", [share[apple]], ["n_shape"]))
     nodes.append(helper.make_node("Expand", ["other_logit", "n_shape"], ["other_logits"]))
     nodes.append(helper.make_node("Unsqueeze", ["other_logits", "zero_axis"], ["other_row"]))
-    nodes.append(helper.make_node("Constant", [], ["zero_axis"], value=numpy_helper.from_array(np.array([0], np.int64))))
+    nodes.append(
+        helper.make_node(
+            "Constant", [], ["zero_axis"], value=numpy_helper.from_array(np.array([0], np.int64))
+        )
+    )
     nodes.append(helper.make_node("Reshape", ["fruit_logits_t", "fruit_shape"], ["fruit_rows"]))
-    nodes.append(helper.make_node("Constant", [], ["fruit_shape"], value=numpy_helper.from_array(np.array([3, -1], np.int64))))
+    nodes.append(
+        helper.make_node(
+            "Constant",
+            [],
+            ["fruit_shape"],
+            value=numpy_helper.from_array(np.array([3, -1], np.int64)),
+        )
+    )
     nodes.append(helper.make_node("Concat", ["fruit_rows", "other_row"], ["produce_t"], axis=0))
     nodes.append(helper.make_node("Transpose", ["produce_t"], ["produce_logits"], perm=[1, 0]))
 
@@ -107,12 +130,20 @@ def build_tiny_model(path: Path, metadata: ModelMetadata | None = None) -> Path:
     nodes.append(helper.make_node("Neg", ["rot_logit"], ["fresh_logit"]))
     nodes.append(helper.make_node("Unsqueeze", ["rot_logit", "one_axis"], ["rot_col"]))
     nodes.append(helper.make_node("Unsqueeze", ["fresh_logit", "one_axis"], ["fresh_col"]))
-    nodes.append(helper.make_node("Constant", [], ["one_axis"], value=numpy_helper.from_array(np.array([1], np.int64))))
+    nodes.append(
+        helper.make_node(
+            "Constant", [], ["one_axis"], value=numpy_helper.from_array(np.array([1], np.int64))
+        )
+    )
     nodes.append(helper.make_node("Concat", ["fresh_col", "rot_col"], ["condition_logits"], axis=1))
 
     nodes.append(helper.make_node("Identity", [share[blue]], ["ood_score"]))
     pool = SIZE // CAM_SIZE
-    nodes.append(helper.make_node("AveragePool", [rot], ["cam4"], kernel_shape=[pool, pool], strides=[pool, pool]))
+    nodes.append(
+        helper.make_node(
+            "AveragePool", [rot], ["cam4"], kernel_shape=[pool, pool], strides=[pool, pool]
+        )
+    )
     nodes.append(helper.make_node("Squeeze", ["cam4", "one_axis"], ["cam"]))
 
     # Constants first: ONNX wants nodes in topological order.

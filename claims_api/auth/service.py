@@ -1,0 +1,119 @@
+"""API keys (hashed), signed short-lived tokens for customers and reviewers, passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from claims_api.auth.models import ApiKey, Reviewer
+from claims_api.auth.principal import Principal
+from claims_api.db import new_id, utcnow
+from claims_api.errors import ApiError, conflict
+
+KEY_ROLES = ("shop", "admin")
+REVIEWER_ROLES = ("reviewer", "admin")
+_ALGORITHM = "HS256"
+_passwords = PasswordHasher()
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(session: Session, role: str, name: str = "") -> tuple[ApiKey, str]:
+    """Returns the stored row and the plaintext key, which is never stored."""
+    if role not in KEY_ROLES:
+        raise ValueError(f"role must be one of {KEY_ROLES}")
+    plaintext = f"fck_{role}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        id=new_id("key"), role=role, name=name, prefix=plaintext[:12], key_hash=_digest(plaintext)
+    )
+    session.add(key)
+    return key, plaintext
+
+
+def principal_for_api_key(session: Session, plaintext: str) -> Principal | None:
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(plaintext)))
+    if key is None or key.revoked_at is not None:
+        return None
+    return Principal(kind="admin" if key.role == "admin" else "shop", id=key.id, name=key.name)
+
+
+def issue_token(secret: str, principal: Principal, ttl_seconds: int) -> tuple[str, datetime]:
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=ttl_seconds)
+    claims = {
+        "sub": principal.id,
+        "kind": principal.kind,
+        "name": principal.name,
+        "admin": principal.admin,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM), expires
+
+
+def principal_for_token(secret: str, token: str) -> Principal | None:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError:
+        return None
+    if claims.get("kind") not in ("customer", "reviewer"):
+        return None
+    return Principal(
+        kind=claims["kind"],
+        id=claims["sub"],
+        name=claims.get("name", ""),
+        admin=bool(claims.get("admin")),
+    )
+
+
+def create_reviewer(
+    session: Session, username: str, password: str, role: str = "reviewer"
+) -> Reviewer:
+    if role not in REVIEWER_ROLES:
+        raise ApiError(422, "invalid_role", f"role must be one of {REVIEWER_ROLES}")
+    if len(password) < 8:
+        raise ApiError(422, "weak_password", "A password needs at least 8 characters.")
+    reviewer = Reviewer(
+        id=new_id("rev"),
+        username=username,
+        password_hash=_passwords.hash(password),
+        role=role,
+        created_at=utcnow(),
+    )
+    session.add(reviewer)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise conflict("username_taken", f"The username {username!r} is taken.") from exc
+    return reviewer
+
+
+def authenticate_reviewer(session: Session, username: str, password: str) -> Reviewer | None:
+    reviewer = session.scalar(select(Reviewer).where(Reviewer.username == username))
+    if reviewer is None or not reviewer.active:
+        _passwords.hash(password)  # same work either way: no user-enumeration by timing
+        return None
+    try:
+        _passwords.verify(reviewer.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return reviewer
+
+
+def reviewer_principal(reviewer: Reviewer) -> Principal:
+    return Principal(
+        kind="reviewer", id=reviewer.id, name=reviewer.username, admin=reviewer.role == "admin"
+    )

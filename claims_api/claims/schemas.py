@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ClaimCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = Field(min_length=1, max_length=100)
+    line_id: str = Field(min_length=1, max_length=100)
+    issue: Literal["rotten", "damaged"]
+    affected_quantity: int = Field(ge=1, le=100_000)
+    photo_ids: list[str] = Field(min_length=1, max_length=20)
+    note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("photo_ids")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("photo_ids must not repeat")
+        return value
+
+
+class Reason(BaseModel):
+    code: str
+    message: str
+
+
+class DecisionOut(BaseModel):
+    route: Literal["auto", "manual"]
+    reasons: list[Reason]
+    model_version: str | None
+    threshold_version: str | None = None
+    policy_version: str
+    decided_by: str = "policy"
+
+
+class CompensationOut(BaseModel):
+    requested_cents: int
+    amount_cents: int
+    method: str | None = None
+    status: Literal["pending", "paid", "none", "reversed"]
+
+
+class TimelineEntry(BaseModel):
+    status: str
+    at: datetime
+    actor: str
+
+
+class ClaimOut(BaseModel):
+    id: str
+    status: str
+    order_id: str
+    line_id: str
+    issue: str
+    affected_quantity: int
+    note: str | None
+    photo_ids: list[str]
+    decision: DecisionOut
+    compensation: CompensationOut
+    submitted_at: datetime
+    decided_at: datetime | None
+    paid_at: datetime | None
+    sla_deadline: datetime
+    appealed: bool
+    timeline: list[TimelineEntry]
+
+
+class ClaimPage(BaseModel):
+    items: list[ClaimOut]
+    next_cursor: str | None
+
+
+class AppealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class AddPhotosIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    photo_ids: list[str] = Field(min_length=1, max_length=20)
+
+
+class VerificationOut(BaseModel):
+    signals: list[dict[str, Any]]
+    photos: list[dict[str, Any]]

@@ -1,0 +1,385 @@
+"""Submitting, reading and appealing claims."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from claims_api.audit.models import AuditEntry
+from claims_api.auth.principal import SYSTEM, Principal
+from claims_api.claims.models import Claim, ClaimPhoto, IdempotencyRecord
+from claims_api.claims.schemas import (
+    ClaimCreate,
+    ClaimOut,
+    ClaimPage,
+    CompensationOut,
+    DecisionOut,
+    TimelineEntry,
+)
+from claims_api.claims.states import Status, transition
+from claims_api.compensation import service as ledger
+from claims_api.compensation.models import LedgerPosting
+from claims_api.db import new_id, utcnow
+from claims_api.decisions.policy import Policy
+from claims_api.decisions.service import decide
+from claims_api.errors import ApiError, conflict, not_found, unprocessable
+from claims_api.orders.models import Order, OrderLine
+from claims_api.photos.models import Photo
+from claims_api.verification.signals import ClaimContext, CustomerHistory
+
+OPEN_STATUSES = (Status.SUBMITTED, Status.IN_REVIEW, Status.PHOTOS_REQUESTED)
+
+
+def request_hash(body: ClaimCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, digest: str) -> tuple[int, dict]:
+    if record.request_hash != digest:
+        raise conflict(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request body.",
+            claim_id=record.claim_id,
+        )
+    return record.response_status, record.response_body
+
+
+def _find_record(session: Session, customer_id: str, key: str) -> IdempotencyRecord | None:
+    return session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.customer_id == customer_id, IdempotencyRecord.key == key
+        )
+    )
+
+
+def _owned_photos(session: Session, customer_id: str, photo_ids: list[str]) -> list[Photo]:
+    found = {
+        p.id: p
+        for p in session.scalars(
+            select(Photo).where(
+                Photo.id.in_(photo_ids), Photo.customer_id == customer_id, Photo.erased_at.is_(None)
+            )
+        )
+    }
+    missing = [pid for pid in photo_ids if pid not in found]
+    if missing:
+        # Another customer's photo is reported exactly like one that does not exist.
+        raise ApiError(404, "photo_not_found", f"No such photo: {missing[0]}.", photo_ids=missing)
+    return [found[pid] for pid in photo_ids]
+
+
+def _order_line(session: Session, customer_id: str, body: ClaimCreate) -> tuple[Order, OrderLine]:
+    order = session.get(Order, body.order_id)
+    if order is None or order.customer_id != customer_id:
+        raise not_found("order")
+    if session.get(OrderLine, (body.order_id, body.line_id)) is None:
+        raise unprocessable("unknown_line", f"Order {body.order_id} has no line {body.line_id!r}.")
+    # Claims on one line queue here, before anything is written: the open-claim and remaining
+    # checks below are then race-free, and lock order is line before ledger (no deadlock).
+    line = ledger.lock_line(session, body.order_id, body.line_id)
+    if body.affected_quantity > line.quantity:
+        raise unprocessable(
+            "quantity_exceeds_line",
+            f"affected_quantity {body.affected_quantity} is more than the {line.quantity} ordered.",
+        )
+    return order, line
+
+
+def _history(session: Session, customer_id: str, now: datetime, exclude: str) -> CustomerHistory:
+    since = now - timedelta(days=30)
+    claims_30d = session.scalar(
+        select(func.count())
+        .select_from(Claim)
+        .where(Claim.customer_id == customer_id, Claim.submitted_at >= since, Claim.id != exclude)
+    )
+    return CustomerHistory(
+        claims_30d=int(claims_30d or 0),
+        paid_30d_cents=ledger.paid_cents_for_customer_since(session, customer_id, since),
+    )
+
+
+def submit_claim(
+    session: Session,
+    customer: Principal,
+    key: str,
+    body: ClaimCreate,
+    policy: Policy,
+    max_photos: int,
+) -> tuple[int, dict]:
+    """Returns (status code, response body); a replay returns what the first call returned."""
+    digest = request_hash(body)
+    existing = _find_record(session, customer.id, key)
+    if existing is not None:
+        return _replay(existing, digest)
+    if len(body.photo_ids) > max_photos:
+        raise unprocessable("too_many_photos", f"A claim takes at most {max_photos} photos.")
+
+    order, line = _order_line(session, customer.id, body)
+    existing = _find_record(session, customer.id, key)  # a twin may have committed while we waited
+    if existing is not None:
+        return _replay(existing, digest)
+    photos = _owned_photos(session, customer.id, body.photo_ids)
+    open_claim = session.scalar(
+        select(Claim.id).where(
+            Claim.order_id == order.id,
+            Claim.line_id == line.line_id,
+            Claim.status.in_([str(s) for s in OPEN_STATUSES]),
+        )
+    )
+    if open_claim:
+        raise conflict(
+            "claim_already_open", "This order line already has an open claim.", claim_id=open_claim
+        )
+    remaining = ledger.remaining_cents(session, line)
+    if remaining == 0:
+        raise conflict(
+            "line_fully_compensated", "This order line has already been compensated in full."
+        )
+
+    now = utcnow()
+    claim = Claim(
+        id=new_id("clm"),
+        customer_id=customer.id,
+        order_id=order.id,
+        line_id=line.line_id,
+        issue=body.issue,
+        affected_quantity=body.affected_quantity,
+        note=body.note,
+        status=Status.SUBMITTED,
+        requested_cents=min(body.affected_quantity * line.unit_price_cents, remaining),
+        submitted_at=now,
+        sla_deadline=now + timedelta(minutes=policy.auto_sla_minutes),
+        photos=[ClaimPhoto(photo_id=p.id, position=i, added_at=now) for i, p in enumerate(photos)],
+    )
+    record = IdempotencyRecord(
+        customer_id=customer.id,
+        key=key,
+        request_hash=digest,
+        claim_id=claim.id,
+        response_status=201,
+        response_body={},
+        created_at=now,
+    )
+    if not _insert_once(session, claim, record):
+        winner = _find_record(session, customer.id, key)
+        if winner is None:  # the unique violation came from elsewhere: surface it
+            raise conflict("concurrent_update", "The claim could not be recorded; please retry.")
+        return _replay(winner, digest)
+
+    _route(session, claim, order, line, photos, policy, customer)
+    response = claim_out(session, claim).model_dump(mode="json")
+    record.response_body = response
+    return 201, response
+
+
+def _insert_once(session: Session, claim: Claim, record: IdempotencyRecord) -> bool:
+    """Insert the claim with its idempotency record; False when a concurrent request holds the
+    same key (on PostgreSQL the insert waits for that request to commit, then fails on the
+    unique key and the savepoint takes the claim row back with it)."""
+    try:
+        with session.begin_nested():
+            session.add_all([claim, record])
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def _route(
+    session: Session,
+    claim: Claim,
+    order: Order,
+    line: OrderLine,
+    photos: list[Photo],
+    policy: Policy,
+    customer: Principal,
+) -> None:
+    ctx = ClaimContext(
+        order=order,
+        line=line,
+        photos=photos,
+        requested_cents=claim.requested_cents,
+        submitted_at=claim.submitted_at,
+        history=_history(session, claim.customer_id, claim.submitted_at, claim.id),
+        policy=policy,
+    )
+    decision = decide(ctx, utcnow())
+    record = decision.to_record()
+    claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
+    claim.decision = record
+    if decision.route == "auto":
+        claim.approved_cents = claim.requested_cents
+        transition(session, claim, Status.APPROVED, SYSTEM, reason="auto_approved")
+        ledger.pay_claim(session, claim, claim.approved_cents, SYSTEM.id)
+        transition(session, claim, Status.PAID, SYSTEM)
+    else:
+        claim.sla_deadline = claim.submitted_at + timedelta(
+            minutes=policy.manual_review_sla_minutes
+        )
+        transition(
+            session,
+            claim,
+            Status.IN_REVIEW,
+            SYSTEM,
+            reason="manual_review",
+            reasons=[r["code"] for r in decision.reasons],
+        )
+
+
+def _compensation(session: Session, claim: Claim) -> CompensationOut:
+    postings = session.scalars(
+        select(LedgerPosting).where(LedgerPosting.claim_id == claim.id)
+    ).all()
+    by_kind = {p.kind: p for p in postings}
+    payout = by_kind.get("payout")
+    if "reversal" in by_kind:
+        status = "reversed"
+    elif payout is not None:
+        status = "paid"
+    elif claim.status == Status.REJECTED:
+        status = "none"
+    else:
+        status = "pending"
+    return CompensationOut(
+        requested_cents=claim.requested_cents,
+        amount_cents=payout.amount_cents if payout else (claim.approved_cents or 0),
+        method=payout.method if payout else None,
+        status=status,
+    )
+
+
+def timeline(session: Session, claim_id: str) -> list[TimelineEntry]:
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(
+            AuditEntry.entity_type == "claim",
+            AuditEntry.entity_id == claim_id,
+            AuditEntry.action.like("status:%"),
+        )
+        .order_by(AuditEntry.id)
+    )
+    return [
+        TimelineEntry(status=row.action.removeprefix("status:"), at=row.at, actor=row.actor_type)
+        for row in rows
+    ]
+
+
+def claim_out(session: Session, claim: Claim) -> ClaimOut:
+    decision = claim.decision or {}
+    return ClaimOut(
+        id=claim.id,
+        status=claim.status,
+        order_id=claim.order_id,
+        line_id=claim.line_id,
+        issue=claim.issue,
+        affected_quantity=claim.affected_quantity,
+        note=claim.note,
+        photo_ids=claim.photo_ids,
+        decision=DecisionOut(
+            route=decision.get("route", "manual"),
+            reasons=decision.get("reasons", []),
+            model_version=decision.get("model_version"),
+            threshold_version=decision.get("threshold_version"),
+            policy_version=decision.get("policy_version", ""),
+            decided_by=decision.get("decided_by", "policy"),
+        ),
+        compensation=_compensation(session, claim),
+        submitted_at=claim.submitted_at,
+        decided_at=claim.decided_at,
+        paid_at=claim.paid_at,
+        sla_deadline=claim.sla_deadline,
+        appealed=claim.appealed,
+        timeline=timeline(session, claim.id),
+    )
+
+
+def get_visible_claim(
+    session: Session, viewer: Principal, claim_id: str, *, lock: bool = False
+) -> Claim:
+    query = select(Claim).where(Claim.id == claim_id)
+    if lock:
+        query = query.with_for_update()
+    claim = session.scalar(query)
+    if claim is None or (viewer.kind == "customer" and claim.customer_id != viewer.id):
+        raise not_found("claim")
+    return claim
+
+
+def _encode_cursor(claim: Claim) -> str:
+    raw = f"{claim.submitted_at.isoformat()}|{claim.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, claim_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(at), claim_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_cursor", "The cursor is not one this API returned.") from exc
+
+
+def list_claims(session: Session, customer_id: str, limit: int, cursor: str | None) -> ClaimPage:
+    query = select(Claim).where(Claim.customer_id == customer_id)
+    if cursor:
+        at, claim_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Claim.submitted_at < at, tuple_(Claim.submitted_at, Claim.id) < tuple_(at, claim_id)
+            )
+        )
+    rows = list(
+        session.scalars(query.order_by(Claim.submitted_at.desc(), Claim.id.desc()).limit(limit + 1))
+    )
+    items, more = rows[:limit], len(rows) > limit
+    return ClaimPage(
+        items=[claim_out(session, c) for c in items],
+        next_cursor=_encode_cursor(items[-1]) if more and items else None,
+    )
+
+
+def appeal(
+    session: Session, customer: Principal, claim_id: str, message: str, policy: Policy
+) -> Claim:
+    claim = get_visible_claim(session, customer, claim_id, lock=True)
+    if claim.status != Status.REJECTED:
+        raise conflict("not_rejected", "Only a rejected claim can be appealed.")
+    if claim.appealed:
+        raise conflict("already_appealed", "This claim has already been appealed once.")
+    claim.appealed = True
+    claim.appeal_message = message
+    claim.sla_deadline = utcnow() + timedelta(minutes=policy.manual_review_sla_minutes)
+    transition(session, claim, Status.IN_REVIEW, customer, reason="appeal", message=message)
+    return claim
+
+
+def add_photos(
+    session: Session, customer: Principal, claim_id: str, photo_ids: list[str], max_photos: int
+) -> Claim:
+    claim = get_visible_claim(session, customer, claim_id, lock=True)
+    if claim.status != Status.PHOTOS_REQUESTED:
+        raise conflict("photos_not_requested", "No photos were requested for this claim.")
+    photos = _owned_photos(session, customer.id, photo_ids)
+    known = set(claim.photo_ids)
+    new = [p for p in photos if p.id not in known]
+    if len(known) + len(new) > max_photos:
+        raise unprocessable("too_many_photos", f"A claim takes at most {max_photos} photos.")
+    start = len(claim.photos)
+    now = utcnow()
+    for offset, photo in enumerate(new):
+        claim.photos.append(ClaimPhoto(photo_id=photo.id, position=start + offset, added_at=now))
+    transition(
+        session,
+        claim,
+        Status.IN_REVIEW,
+        customer,
+        reason="photos_added",
+        photo_ids=[p.id for p in new],
+    )
+    return claim

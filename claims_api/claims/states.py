@@ -1,0 +1,112 @@
+"""The claim state machine. ``transition`` is the only code that changes ``Claim.status``:
+it checks the move, stamps the time, and writes an audit row and an outbox event in the
+caller's transaction."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from claims_api.audit import service as audit
+from claims_api.auth.principal import Principal
+from claims_api.claims.models import Claim
+from claims_api.db import utcnow
+from claims_api.errors import conflict
+from claims_api.events import service as events
+
+
+class Status(StrEnum):
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    PHOTOS_REQUESTED = "photos_requested"
+    APPROVED = "approved"
+    PARTIALLY_APPROVED = "partially_approved"
+    REJECTED = "rejected"
+    PAID = "paid"
+    REVERSED = "reversed"
+
+
+ALLOWED: dict[Status, set[Status]] = {
+    Status.SUBMITTED: {Status.APPROVED, Status.IN_REVIEW},
+    Status.IN_REVIEW: {
+        Status.APPROVED,
+        Status.PARTIALLY_APPROVED,
+        Status.REJECTED,
+        Status.PHOTOS_REQUESTED,
+    },
+    Status.PHOTOS_REQUESTED: {Status.IN_REVIEW},
+    Status.APPROVED: {Status.PAID},
+    Status.PARTIALLY_APPROVED: {Status.PAID},
+    Status.REJECTED: {Status.IN_REVIEW},  # an appeal
+    Status.PAID: {Status.REVERSED},
+    Status.REVERSED: set(),
+}
+OPEN_FOR_REVIEW = (Status.IN_REVIEW,)
+DECIDED = {Status.APPROVED, Status.PARTIALLY_APPROVED, Status.REJECTED}
+
+
+def snapshot(claim: Claim) -> dict[str, Any]:
+    return {
+        "status": claim.status,
+        "approved_cents": claim.approved_cents,
+        "lease_holder": claim.lease_holder,
+        "sla_deadline": claim.sla_deadline.isoformat() if claim.sla_deadline else None,
+    }
+
+
+def transition(
+    session: Session,
+    claim: Claim,
+    to: Status,
+    actor: Principal,
+    *,
+    reason: str | None = None,
+    **details: Any,
+) -> None:
+    current = Status(claim.status)
+    if to not in ALLOWED[current]:
+        raise conflict(
+            "invalid_transition", f"A claim that is {current} cannot become {to}.", status=current
+        )
+    before = snapshot(claim)
+    now = utcnow()
+    claim.status = to
+    if to in DECIDED:
+        claim.decided_at = now
+    if to is Status.PAID:
+        claim.paid_at = now
+    if to is not Status.IN_REVIEW:
+        claim.lease_holder = None
+        claim.lease_expires_at = None
+    audit.record(
+        session,
+        actor,
+        "claim",
+        claim.id,
+        f"status:{to}",
+        before=before,
+        after=snapshot(claim),
+        reason=reason,
+        **details,
+    )
+    events.emit(
+        session,
+        f"claim.{to}",
+        "claim",
+        claim.id,
+        {
+            "claim_id": claim.id,
+            "customer_id": claim.customer_id,
+            "order_id": claim.order_id,
+            "line_id": claim.line_id,
+            "status": str(to),
+            "previous_status": str(current),
+            "approved_cents": claim.approved_cents,
+            "requested_cents": claim.requested_cents,
+            "actor": {"kind": actor.kind, "id": actor.id},
+            "reason": reason,
+            "at": now.isoformat(),
+        },
+    )

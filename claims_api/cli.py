@@ -1,0 +1,154 @@
+"""``freshclaim``: run the service and administer it from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from claims_api.config import get_settings
+
+app = typer.Typer(help="FreshClaim: AI claims review for fresh-food retail.", no_args_is_help=True)
+keys_app = typer.Typer(help="Shop-backend and admin API keys.", no_args_is_help=True)
+reviewers_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(reviewers_app, name="reviewers")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from claims_api.migrate import upgrade
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    typer.echo(f"database at {_redact(settings.resolved_database_url)} is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP service (uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    uvicorn.run(
+        "claims_api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="shop or admin")],
+    name: Annotated[str, typer.Option(help="Who the key is for.")] = "",
+) -> None:
+    """Create an API key; the key itself is printed on the last line, once."""
+    from claims_api.auth.service import KEY_ROLES, create_api_key
+    from claims_api.db import Database
+
+    if role not in KEY_ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(KEY_ROLES)}", param_hint="--role")
+    db = Database(get_settings().resolved_database_url)
+    with db.session() as session:
+        key, plaintext = create_api_key(session, role, name)
+    typer.echo(f"created {role} key {key.id} ({key.prefix}…); store it now, it is not shown again:")
+    typer.echo(plaintext)
+
+
+@reviewers_app.command("create")
+def reviewers_create(
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    role: Annotated[str, typer.Option(help="reviewer or admin")] = "reviewer",
+) -> None:
+    """Create a reviewer account."""
+    from claims_api.auth.service import create_reviewer
+    from claims_api.db import Database
+    from claims_api.errors import ApiError
+
+    db = Database(get_settings().resolved_database_url)
+    try:
+        with db.session() as session:
+            reviewer = create_reviewer(session, username, password, role)
+    except ApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created {role} {username} ({reviewer.id})")
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    model: Annotated[Path | None, typer.Option(help="ONNX model (default: the service's).")] = None,
+) -> None:
+    """Score photos exactly as the service does (same decoding, same model code)."""
+    from claims_api.inference.model import Classifier, ModelLoadError
+    from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
+
+    settings = get_settings()
+    path = model or settings.resolved_model_path()
+    if path is None:
+        typer.echo("error: no model configured and none in models/", err=True)
+        raise typer.Exit(2)
+    try:
+        classifier = Classifier(path, intra_op_threads=settings.model_threads)
+    except ModelLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    limits = ImageLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        stored_max_side=settings.stored_photo_max_side,
+    )
+    failed = False
+    for image in images:
+        try:
+            processed = process_upload(image.read_bytes(), limits)
+        except PhotoRejected as exc:
+            failed = True
+            row = {"path": str(image), "error": {"code": exc.code, "message": exc.message}}
+        else:
+            scores = classifier.score(processed.small_image)
+            row = {
+                "path": str(image),
+                "produce": scores.produce,
+                "produce_confidence": scores.produce_confidence,
+                "p_rotten": scores.p_rotten,
+                "ood_score": scores.ood_score,
+                "in_distribution": scores.in_distribution,
+                "auto_approvable": scores.auto_approvable,
+                "model_version": scores.model_version,
+                "quality_ok": processed.quality.ok,
+            }
+        if as_json:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,155 @@
+"""Double-entry ledger for compensation. Invariant 2: at most one payout per claim (a unique
+constraint, not a check) and never more than what remains uncompensated on the order line,
+which is derived from the ledger itself."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from claims_api.claims.models import Claim
+from claims_api.compensation.models import LedgerEntry, LedgerPosting
+from claims_api.db import new_id, utcnow
+from claims_api.errors import conflict
+from claims_api.orders.models import OrderLine
+
+EXPENSE_ACCOUNT = "expense:compensation"
+
+
+def store_credit_account(customer_id: str) -> str:
+    return f"liability:store_credit:{customer_id}"
+
+
+def compensated_cents(session: Session, order_id: str, line_id: str) -> int:
+    """Net amount paid out for a line: payouts minus reversals."""
+    signed = case(
+        (LedgerPosting.kind == "reversal", -LedgerPosting.amount_cents),
+        else_=LedgerPosting.amount_cents,
+    )
+    total = session.scalar(
+        select(func.coalesce(func.sum(signed), 0))
+        .join(Claim, Claim.id == LedgerPosting.claim_id)
+        .where(Claim.order_id == order_id, Claim.line_id == line_id)
+    )
+    return int(total or 0)
+
+
+def remaining_cents(session: Session, line: OrderLine) -> int:
+    return max(0, line.value_cents - compensated_cents(session, line.order_id, line.line_id))
+
+
+def lock_line(session: Session, order_id: str, line_id: str) -> OrderLine:
+    """Serialises payouts on one line (row lock on PostgreSQL; SQLite serialises writers)."""
+    return session.execute(
+        select(OrderLine)
+        .where(OrderLine.order_id == order_id, OrderLine.line_id == line_id)
+        .with_for_update()
+    ).scalar_one()
+
+
+class PayoutAdapter(Protocol):
+    """Moves money. Store credit is booked in the ledger alone; a refund to the original
+    payment would call the payment provider here, keyed by the posting id."""
+
+    method: str
+
+    def send(self, posting: LedgerPosting) -> None: ...
+
+
+class StoreCreditPayout:
+    method = "store_credit"
+
+    def send(self, posting: LedgerPosting) -> None:
+        return None
+
+
+def pay_claim(
+    session: Session,
+    claim: Claim,
+    amount_cents: int,
+    actor_id: str,
+    adapter: PayoutAdapter | None = None,
+) -> LedgerPosting:
+    adapter = adapter or StoreCreditPayout()
+    line = lock_line(session, claim.order_id, claim.line_id)
+    remaining = remaining_cents(session, line)
+    if amount_cents <= 0:
+        raise conflict("nothing_to_pay", "The amount to pay must be positive.")
+    if amount_cents > remaining:
+        raise conflict(
+            "exceeds_remaining",
+            f"Only {remaining} cents of this order line remain uncompensated.",
+            remaining_cents=remaining,
+        )
+    posting = LedgerPosting(
+        id=new_id("pst"),
+        claim_id=claim.id,
+        kind="payout",
+        method=adapter.method,
+        amount_cents=amount_cents,
+        created_by=actor_id,
+        created_at=utcnow(),
+        entries=[
+            LedgerEntry(account=EXPENSE_ACCOUNT, amount_cents=amount_cents),
+            LedgerEntry(
+                account=store_credit_account(claim.customer_id), amount_cents=-amount_cents
+            ),
+        ],
+    )
+    session.add(posting)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise conflict("already_paid", "This claim has already been paid.") from exc
+    adapter.send(posting)
+    return posting
+
+
+def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -> LedgerPosting:
+    payout = session.scalar(
+        select(LedgerPosting).where(
+            LedgerPosting.claim_id == claim.id, LedgerPosting.kind == "payout"
+        )
+    )
+    if payout is None:
+        raise conflict("not_paid", "This claim has no payout to reverse.")
+    posting = LedgerPosting(
+        id=new_id("pst"),
+        claim_id=claim.id,
+        kind="reversal",
+        method=payout.method,
+        amount_cents=payout.amount_cents,
+        created_by=actor_id,
+        reason=reason,
+        created_at=utcnow(),
+        entries=[
+            LedgerEntry(account=EXPENSE_ACCOUNT, amount_cents=-payout.amount_cents),
+            LedgerEntry(
+                account=store_credit_account(claim.customer_id), amount_cents=payout.amount_cents
+            ),
+        ],
+    )
+    session.add(posting)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise conflict("already_reversed", "This payout has already been reversed.") from exc
+    return posting
+
+
+def paid_cents_for_customer_since(session: Session, customer_id: str, since) -> int:
+    signed = case(
+        (LedgerPosting.kind == "reversal", -LedgerPosting.amount_cents),
+        else_=LedgerPosting.amount_cents,
+    )
+    total = session.scalar(
+        select(func.coalesce(func.sum(signed), 0))
+        .join(Claim, Claim.id == LedgerPosting.claim_id)
+        .where(Claim.customer_id == customer_id, LedgerPosting.created_at >= since)
+    )
+    return int(total or 0)

@@ -1,0 +1,50 @@
+"""Turns verification signals into a route. The policy never rejects: a claim is either
+approved automatically or handed to a person, with every reason that applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from claims_api.verification.signals import ClaimContext, Signal, collect
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Literal["auto", "manual"]
+    signals: list[Signal]
+    model_version: str | None
+    threshold_version: str | None
+    policy_version: str
+    decided_at: datetime
+
+    @property
+    def reasons(self) -> list[dict[str, str]]:
+        return [{"code": s.code, "message": s.message} for s in self.signals if s.fired]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "reasons": self.reasons,
+            "model_version": self.model_version,
+            "threshold_version": self.threshold_version,
+            "policy_version": self.policy_version,
+            "decided_by": "policy",
+            "decided_at": self.decided_at.isoformat(),
+            "signals": [s.to_dict() for s in self.signals],
+        }
+
+
+def decide(ctx: ClaimContext, now: datetime) -> Decision:
+    signals = collect(ctx)
+    scores = ctx.scores
+    route: Literal["auto", "manual"] = "manual" if any(s.fired for s in signals) else "auto"
+    return Decision(
+        route=route,
+        signals=signals,
+        model_version=scores[0].model_version if scores else None,
+        threshold_version=scores[0].threshold_version if scores else None,
+        policy_version=ctx.policy.version,
+        decided_at=now,
+    )

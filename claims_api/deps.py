@@ -1,0 +1,68 @@
+"""FastAPI dependencies: the container, database sessions and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from claims_api.auth import service as auth
+from claims_api.auth.principal import Principal
+from claims_api.container import Container
+from claims_api.errors import ApiError
+
+
+def get_container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_db(container: ContainerDep) -> Iterator[Session]:
+    with container.db.session() as session:
+        yield session
+
+
+def get_read_db(container: ContainerDep) -> Iterator[Session]:
+    with container.db.read_session() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+ReadSession = Annotated[Session, Depends(get_read_db)]
+
+
+def current_principal(
+    container: ContainerDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
+    token = authorization[7:].strip()
+    if token.startswith("fck_"):
+        with container.db.read_session() as session:
+            principal = auth.principal_for_api_key(session, token)
+    else:
+        principal = auth.principal_for_token(container.secret, token)
+    if principal is None:
+        raise ApiError(401, "invalid_token", "The token is invalid, revoked or expired.")
+    return principal
+
+
+def _require(*kinds: str):
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.kind not in kinds:
+            raise ApiError(403, "forbidden", f"This needs a {' or '.join(kinds)} credential.")
+        return principal
+
+    return dependency
+
+
+ShopPrincipal = Annotated[Principal, Depends(_require("shop", "admin"))]
+AdminPrincipal = Annotated[Principal, Depends(_require("admin"))]
+CustomerPrincipal = Annotated[Principal, Depends(_require("customer"))]
+ReviewerPrincipal = Annotated[Principal, Depends(_require("reviewer"))]
+CustomerOrStaff = Annotated[Principal, Depends(_require("customer", "reviewer", "admin"))]
+AnyPrincipal = Annotated[Principal, Depends(current_principal)]

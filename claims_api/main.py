@@ -1,0 +1,94 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from claims_api import __version__
+from claims_api.auth.router import router as auth_router
+from claims_api.claims.router import router as claims_router
+from claims_api.config import Settings, get_settings
+from claims_api.container import Container, build_container
+from claims_api.errors import install_error_handlers
+from claims_api.events.relay import BackgroundLoop, OutboxRelay
+from claims_api.observability import install_metrics
+from claims_api.orders.router import router as orders_router
+from claims_api.photos.router import router as photos_router
+from claims_api.review import service as review_service
+from claims_api.review.router import router as review_router
+
+log = logging.getLogger(__name__)
+
+
+def _background_loops(container: Container) -> list[BackgroundLoop]:
+    relay = OutboxRelay(
+        container.db,
+        consumers=[],
+        webhook_urls=container.settings.webhook_urls,
+        webhook_secret=container.settings.webhook_secret,
+    )
+
+    def sweep_leases() -> None:
+        with container.db.session() as session:
+            review_service.expire_leases(session)
+
+    return [
+        BackgroundLoop("outbox-relay", relay.run_once, 1.0),
+        BackgroundLoop("lease-sweeper", sweep_leases, 15.0),
+    ]
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or (container.settings if container else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.container = container or build_container(settings)
+        loops = _background_loops(app.state.container) if settings.background_workers else []
+        for loop in loops:
+            loop.start()
+        yield
+        for loop in loops:
+            loop.stop()
+        if container is None:
+            app.state.container.db.dispose()
+
+    app = FastAPI(
+        title="FreshClaim",
+        version=__version__,
+        summary="AI claims review and image verification for fresh-food retail",
+        lifespan=lifespan,
+    )
+    if container is not None:
+        app.state.container = container
+    install_error_handlers(app)
+    install_metrics(app)
+    for router in (auth_router, orders_router, photos_router, claims_router, review_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        c: Container = app.state.container
+        checks = {"database": "ok", "model": "ok"}
+        try:
+            with c.db.read_session() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        if not c.models.ready:
+            checks["model"] = f"error: {c.models.error}"
+        ready = all(v == "ok" for v in checks.values())
+        model = c.models.classifier
+        body = {"ready": ready, "checks": checks, "model_version": model.version if model else None}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    return app

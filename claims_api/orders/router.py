@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Response
+
+from claims_api.deps import DbSession, ReadSession, ShopPrincipal
+from claims_api.errors import ERROR_RESPONSES, not_found
+from claims_api.orders import service
+from claims_api.orders.models import Order
+from claims_api.orders.schemas import OrderIn, OrderOut
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=ERROR_RESPONSES)
+OrderId = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+def _out(order: Order) -> OrderOut:
+    return OrderOut(
+        id=order.id,
+        customer_id=order.customer_id,
+        delivered_at=order.delivered_at,
+        pickup_point_id=order.pickup_point_id,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        lines=[
+            {
+                "line_id": ln.line_id,
+                "sku": ln.sku,
+                "produce": ln.produce,
+                "quantity": ln.quantity,
+                "unit_price_cents": ln.unit_price_cents,
+            }
+            for ln in order.lines
+        ],
+    )
+
+
+@router.put(
+    "/{order_id}", response_model=OrderOut, summary="Create or replace an order (idempotent)"
+)
+def put_order(
+    body: OrderIn,
+    session: DbSession,
+    shop: ShopPrincipal,
+    response: Response,
+    order_id: str = OrderId,
+) -> OrderOut:
+    order, created = service.upsert_order(session, shop, order_id, body)
+    response.status_code = 201 if created else 200
+    return _out(order)
+
+
+@router.get("/{order_id}", response_model=OrderOut)
+def get_order(session: ReadSession, shop: ShopPrincipal, order_id: str = OrderId) -> OrderOut:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise not_found("order")
+    return _out(order)

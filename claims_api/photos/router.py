@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi.responses import Response
+
+from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession
+from claims_api.errors import ERROR_RESPONSES, ApiError
+from claims_api.i18n import pick_locale
+from claims_api.photos import service
+from claims_api.photos.schemas import PhotoOut
+
+router = APIRouter(prefix="/v1/photos", tags=["photos"], responses=ERROR_RESPONSES)
+
+
+def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(
+            413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB."
+        )
+    return data
+
+
+@router.post("", status_code=201, response_model=PhotoOut, summary="Upload one photo")
+def upload_photo(
+    request: Request,
+    container: ContainerDep,
+    customer: CustomerPrincipal,
+    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC")],
+    order_id: Annotated[str | None, Form(max_length=100)] = None,
+    line_id: Annotated[str | None, Form(max_length=100)] = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> PhotoOut:
+    """Checks the photo at once: an unusable one comes back with ``quality.ok = false`` and a
+    sentence per problem that the mini-program can show ("retake")."""
+    declared = request.headers.get("content-length")
+    limit = container.settings.max_upload_bytes
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise ApiError(
+            413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB."
+        )
+    data = _read_limited(file, limit)
+    locale = pick_locale(accept_language, container.settings.locale)
+    return service.upload_photo(
+        container, customer, data, service.UploadContext(order_id, line_id), locale
+    )
+
+
+@router.get("/{photo_id}", response_model=PhotoOut)
+def get_photo(photo_id: str, session: DbSession, viewer: CustomerOrStaff) -> PhotoOut:
+    return service.photo_out(service.get_visible_photo(session, viewer, photo_id))
+
+
+@router.get(
+    "/{photo_id}/content", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
+)
+def get_photo_content(
+    photo_id: str, session: DbSession, viewer: CustomerOrStaff, container: ContainerDep
+) -> Response:
+    """The stored, re-encoded copy (no EXIF). Every staff view is logged."""
+    photo = service.get_visible_photo(session, viewer, photo_id)
+    service.log_view(session, viewer, photo, "content")
+    data = container.storage.get(photo.storage_key)
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+    )

@@ -1,0 +1,194 @@
+"""Accepting a photo: validate and decode it (outside any transaction), score it once with
+the model, store the re-encoded copy, then record it in one short transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from claims_api.auth.principal import Principal
+from claims_api.container import Container
+from claims_api.db import new_id, utcnow
+from claims_api.errors import ApiError, not_found
+from claims_api.inference.model import PhotoScores
+from claims_api.orders.models import Order, OrderLine
+from claims_api.orders.service import ensure_customer
+from claims_api.photos import hashing
+from claims_api.photos.imaging import ImageLimits, PhotoRejected, ProcessedPhoto, process_upload
+from claims_api.photos.messages import CATALOGUE, DEFAULT_LOCALE, message
+from claims_api.photos.models import Photo, PhotoHash, PhotoView
+from claims_api.photos.schemas import PhotoOut, Problem, QualityOut
+from claims_api.verification import signals as _signals  # noqa: F401 (registers reason sentences)
+
+log = logging.getLogger(__name__)
+
+
+def _text(code: str, locale: str, fallback: str) -> str:
+    return message(code, locale) if code in CATALOGUE[DEFAULT_LOCALE] else fallback
+
+
+@dataclass(frozen=True)
+class UploadContext:
+    """Optional: the order line the photo is for, so a wrong item is caught at once."""
+
+    order_id: str | None = None
+    line_id: str | None = None
+
+
+def limits_for(container: Container) -> ImageLimits:
+    s = container.settings
+    return ImageLimits(
+        max_bytes=s.max_upload_bytes,
+        max_pixels=s.max_image_pixels,
+        stored_max_side=s.stored_photo_max_side,
+    )
+
+
+def _score(
+    container: Container, processed: ProcessedPhoto
+) -> tuple[PhotoScores | None, str | None]:
+    classifier = container.models.classifier
+    if classifier is None:
+        return None, container.models.error or "model not loaded"
+    try:
+        return classifier.score(processed.small_image), None
+    except Exception as exc:  # a scoring failure must never lose the customer's photo
+        log.exception("scoring failed")
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _model_problems(
+    scores: PhotoScores | None, ordered_produce: str | None, locale: str
+) -> list[Problem]:
+    if scores is None:
+        return []
+    problems = []
+    if scores.produce == "other" and scores.produce_confidence >= scores.produce_confidence_min:
+        problems.append(Problem(code="not_produce", message=message("not_produce", locale)))
+    elif (
+        ordered_produce
+        and scores.produce_confident
+        and ordered_produce in scores.produce_probs
+        and scores.produce != ordered_produce
+    ):
+        problems.append(Problem(code="wrong_item", message=message("wrong_item", locale)))
+    return problems
+
+
+def _ordered_produce(session: Session, customer: Principal, ctx: UploadContext) -> str | None:
+    if not (ctx.order_id and ctx.line_id):
+        return None
+    order = session.get(Order, ctx.order_id)
+    if order is None or order.customer_id != customer.id:
+        raise not_found("order")
+    line = session.get(OrderLine, (ctx.order_id, ctx.line_id))
+    if line is None:
+        raise ApiError(422, "unknown_line", f"Order {ctx.order_id} has no line {ctx.line_id!r}.")
+    return line.produce
+
+
+def upload_photo(
+    container: Container, customer: Principal, data: bytes, ctx: UploadContext, locale: str = "en"
+) -> PhotoOut:
+    try:
+        processed = process_upload(data, limits_for(container))
+    except PhotoRejected as exc:
+        raise ApiError(exc.status, exc.code, _text(exc.code, locale, exc.message)) from exc
+    scores, scoring_error = _score(container, processed)
+    storage_key = f"{processed.stored_sha256}.jpg"
+    container.storage.put(storage_key, processed.stored_bytes, "image/jpeg")
+
+    with container.db.session() as session:
+        ordered = _ordered_produce(session, customer, ctx)
+        ensure_customer(session, customer.id)
+        problems = [
+            Problem(code=p.code, message=_text(p.code, locale, p.message))
+            for p in processed.quality.problems
+        ] + _model_problems(scores, ordered, locale)
+        photo = Photo(
+            id=new_id("pho"),
+            customer_id=customer.id,
+            storage_key=storage_key,
+            sha256=processed.stored_sha256,
+            original_sha256=processed.original_sha256,
+            format=processed.format,
+            width=processed.width,
+            height=processed.height,
+            byte_size=len(data),
+            quality={
+                "ok": not problems,
+                "problems": [p.model_dump() for p in problems],
+                "metrics": processed.quality.metrics,
+            },
+            exif=processed.exif.to_dict(),
+            hashes=processed.hashes.to_dict(),
+            scores=scores.to_dict() if scores else None,
+            model_version=scores.model_version if scores else None,
+            scoring_error=scoring_error,
+            created_at=utcnow(),
+        )
+        session.add(photo)
+        session.flush()
+        session.add_all(hash_rows(photo, processed.hashes))
+        return photo_out(photo)
+
+
+def hash_rows(photo: Photo, hashes: hashing.PhotoHashes) -> list[PhotoHash]:
+    rows = []
+    for window, pair in enumerate(hashes.windows):
+        bands = hashing.band_values(pair.phash)
+        rows.append(
+            PhotoHash(
+                photo_id=photo.id,
+                window=window,
+                customer_id=photo.customer_id,
+                phash=hashing.to_signed64(pair.phash),
+                dhash=hashing.to_signed64(pair.dhash),
+                band0=bands[0],
+                band1=bands[1],
+                band2=bands[2],
+                band3=bands[3],
+            )
+        )
+    return rows
+
+
+def photo_out(photo: Photo) -> PhotoOut:
+    quality = photo.quality
+    return PhotoOut(
+        id=photo.id,
+        sha256=photo.sha256,
+        width=photo.width,
+        height=photo.height,
+        format=photo.format,
+        quality=QualityOut(ok=quality["ok"], problems=[Problem(**p) for p in quality["problems"]]),
+        created_at=photo.created_at,
+    )
+
+
+def get_visible_photo(session: Session, viewer: Principal, photo_id: str) -> Photo:
+    photo = session.scalar(select(Photo).where(Photo.id == photo_id, Photo.erased_at.is_(None)))
+    if photo is None or (viewer.kind == "customer" and photo.customer_id != viewer.id):
+        raise not_found("photo")
+    if viewer.kind not in ("customer", "reviewer", "admin"):
+        raise not_found("photo")
+    return photo
+
+
+def log_view(
+    session: Session, viewer: Principal, photo: Photo, purpose: str, with_heatmap: bool = False
+) -> None:
+    if viewer.kind == "customer":
+        return
+    session.add(
+        PhotoView(
+            photo_id=photo.id,
+            viewer_id=viewer.id,
+            purpose=purpose,
+            with_heatmap=with_heatmap,
+            viewed_at=utcnow(),
+        )
+    )

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from claims_api.claims.service import claim_out
+from claims_api.deps import ContainerDep, DbSession, ReadSession, ReviewerPrincipal
+from claims_api.errors import ERROR_RESPONSES
+from claims_api.review import service
+from claims_api.review.schemas import DecisionIn, Lease, PhotoLabelIn, QueuePage
+
+router = APIRouter(prefix="/v1/review", tags=["review"], responses=ERROR_RESPONSES)
+
+
+@router.get(
+    "/queue", response_model=QueuePage, summary="Claims waiting for a person, most urgent first"
+)
+def get_queue(
+    session: ReadSession,
+    reviewer: ReviewerPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    produce: str | None = None,
+    reason: str | None = None,
+    min_cents: Annotated[int | None, Query(ge=0)] = None,
+    max_cents: Annotated[int | None, Query(ge=0)] = None,
+) -> QueuePage:
+    return service.queue(session, limit, offset, produce, reason, min_cents, max_cents)
+
+
+@router.post(
+    "/lease",
+    response_model=Lease,
+    responses={204: {"description": "Nothing to review"}},
+    summary="Lease the most urgent free claim",
+)
+def lease(
+    session: DbSession, reviewer: ReviewerPrincipal, container: ContainerDep
+) -> Lease | Response:
+    claim = service.lease_next(session, reviewer, container.settings.review_lease_seconds)
+    if claim is None:
+        return Response(status_code=204)
+    return Lease(
+        claim_id=claim.id,
+        lease_expires_at=claim.lease_expires_at,
+        claim=claim_out(session, claim).model_dump(mode="json"),
+    )
+
+
+@router.post("/claims/{claim_id}/heartbeat", response_model=Lease, summary="Keep a lease alive")
+def heartbeat(
+    claim_id: str, session: DbSession, reviewer: ReviewerPrincipal, container: ContainerDep
+) -> Lease:
+    claim = service.heartbeat(session, reviewer, claim_id, container.settings.review_lease_seconds)
+    return Lease(
+        claim_id=claim.id,
+        lease_expires_at=claim.lease_expires_at,
+        claim=claim_out(session, claim).model_dump(mode="json"),
+    )
+
+
+@router.post("/claims/{claim_id}/release", status_code=204, summary="Give a leased claim back")
+def release(claim_id: str, session: DbSession, reviewer: ReviewerPrincipal) -> Response:
+    service.release(session, reviewer, claim_id)
+    return Response(status_code=204)
+
+
+@router.post("/claims/{claim_id}/decision", summary="Decide a leased claim")
+def decide(
+    claim_id: str, body: DecisionIn, session: DbSession, reviewer: ReviewerPrincipal
+) -> dict:
+    claim = service.decide(session, reviewer, claim_id, body)
+    return claim_out(session, claim).model_dump(mode="json")
+
+
+@router.put("/photos/{photo_id}/label", status_code=204, summary="Label a photo for retraining")
+def label_photo(
+    photo_id: str, body: PhotoLabelIn, session: DbSession, reviewer: ReviewerPrincipal
+) -> Response:
+    service.label_photo(session, reviewer, photo_id, body.condition, body.produce)
+    return Response(status_code=204)

@@ -1,0 +1,283 @@
+"""The manual-review queue. Invariant 3: a lease has one holder: leasing takes the most
+urgent free claim under ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers),
+and a decision re-checks holder and expiry in its own transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from claims_api.audit import service as audit
+from claims_api.auth.principal import Principal
+from claims_api.claims.models import Claim
+from claims_api.claims.states import Status, transition
+from claims_api.compensation import service as ledger
+from claims_api.db import utcnow
+from claims_api.errors import ApiError, conflict, not_found, unprocessable
+from claims_api.orders.models import OrderLine
+from claims_api.photos.models import Photo
+from claims_api.review.models import PhotoLabel, ReviewDecision
+from claims_api.review.schemas import DecisionIn, QueueItem, QueuePage
+
+
+def _free(now: datetime):
+    return or_(Claim.lease_holder.is_(None), Claim.lease_expires_at < now)
+
+
+def queue(
+    session: Session,
+    limit: int = 50,
+    offset: int = 0,
+    produce: str | None = None,
+    reason: str | None = None,
+    min_cents: int | None = None,
+    max_cents: int | None = None,
+) -> QueuePage:
+    now = utcnow()
+    base = (
+        select(Claim, OrderLine.produce)
+        .join(
+            OrderLine,
+            and_(OrderLine.order_id == Claim.order_id, OrderLine.line_id == Claim.line_id),
+        )
+        .where(Claim.status == Status.IN_REVIEW)
+    )
+    if produce:
+        base = base.where(OrderLine.produce == produce)
+    if min_cents is not None:
+        base = base.where(Claim.requested_cents >= min_cents)
+    if max_cents is not None:
+        base = base.where(Claim.requested_cents <= max_cents)
+    rows = session.execute(
+        base.order_by(Claim.sla_deadline, Claim.requested_cents.desc(), Claim.id)
+    ).all()
+    items = []
+    for claim, line_produce in rows:
+        reasons = [r["code"] for r in (claim.decision or {}).get("reasons", [])]
+        if reason and reason not in reasons:
+            continue
+        items.append(_item(claim, line_produce, reasons, now))
+    leased = sum(
+        1 for i in items if i.lease_holder and i.lease_expires_at and i.lease_expires_at > now
+    )
+    return QueuePage(total=len(items), leased=leased, items=items[offset : offset + limit])
+
+
+def _item(claim: Claim, produce: str, reasons: list[str], now: datetime) -> QueueItem:
+    active = claim.lease_expires_at is not None and claim.lease_expires_at > now
+    return QueueItem(
+        claim_id=claim.id,
+        customer_id=claim.customer_id,
+        order_id=claim.order_id,
+        line_id=claim.line_id,
+        produce=produce,
+        requested_cents=claim.requested_cents,
+        sla_deadline=claim.sla_deadline,
+        seconds_left=int((claim.sla_deadline - now).total_seconds()),
+        reasons=reasons,
+        appealed=claim.appealed,
+        status=claim.status,
+        lease_holder=claim.lease_holder if active else None,
+        lease_expires_at=claim.lease_expires_at if active else None,
+    )
+
+
+def lease_next(session: Session, reviewer: Principal, lease_seconds: int) -> Claim | None:
+    """The reviewer's current lease if they hold one, else the most urgent free claim."""
+    now = utcnow()
+    held = session.scalar(
+        select(Claim)
+        .where(
+            Claim.status == Status.IN_REVIEW,
+            Claim.lease_holder == reviewer.id,
+            Claim.lease_expires_at > now,
+        )
+        .with_for_update()
+    )
+    claim = held or session.scalar(
+        select(Claim)
+        .where(
+            Claim.status == Status.IN_REVIEW,
+            _free(now),
+            # an appeal goes to a reviewer other than the one who rejected it
+            or_(
+                Claim.appealed.is_(False),
+                Claim.rejected_by.is_(None),
+                Claim.rejected_by != reviewer.id,
+            ),
+        )
+        .order_by(Claim.sla_deadline, Claim.requested_cents.desc(), Claim.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if claim is None:
+        return None
+    if held is None:
+        claim.leased_at = now
+    claim.lease_holder = reviewer.id
+    claim.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    audit.record(
+        session, reviewer, "claim", claim.id, "lease", expires_at=claim.lease_expires_at.isoformat()
+    )
+    return claim
+
+
+def _locked_claim(session: Session, claim_id: str) -> Claim:
+    claim = session.scalar(select(Claim).where(Claim.id == claim_id).with_for_update())
+    if claim is None:
+        raise not_found("claim")
+    return claim
+
+
+def _require_lease(claim: Claim, reviewer: Principal) -> None:
+    now = utcnow()
+    if claim.status != Status.IN_REVIEW:
+        raise conflict("not_in_review", f"This claim is {claim.status}, not waiting for review.")
+    if (
+        claim.lease_holder != reviewer.id
+        or claim.lease_expires_at is None
+        or claim.lease_expires_at <= now
+    ):
+        raise conflict(
+            "lease_not_held", "Lease this claim before deciding it; another reviewer may hold it."
+        )
+
+
+def heartbeat(session: Session, reviewer: Principal, claim_id: str, lease_seconds: int) -> Claim:
+    claim = _locked_claim(session, claim_id)
+    _require_lease(claim, reviewer)
+    claim.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    return claim
+
+
+def release(session: Session, reviewer: Principal, claim_id: str) -> Claim:
+    claim = _locked_claim(session, claim_id)
+    _require_lease(claim, reviewer)
+    claim.lease_holder = None
+    claim.lease_expires_at = None
+    audit.record(session, reviewer, "claim", claim.id, "release")
+    return claim
+
+
+def decide(
+    session: Session, reviewer: Principal, claim_id: str, body: DecisionIn, seen: dict | None = None
+) -> Claim:
+    claim = _locked_claim(session, claim_id)
+    _require_lease(claim, reviewer)
+    if claim.appealed and claim.rejected_by == reviewer.id:
+        raise ApiError(
+            403,
+            "appeal_needs_another_reviewer",
+            "An appeal must be decided by a different reviewer.",
+        )
+    leased_at = claim.leased_at
+    details = {"reason_code": body.reason_code, "message": body.message}
+    if body.outcome == "approve":
+        line = ledger.lock_line(session, claim.order_id, claim.line_id)
+        remaining = ledger.remaining_cents(session, line)
+        amount = body.amount_cents or claim.requested_cents
+        allowed = min(remaining, claim.requested_cents)
+        if amount > allowed:
+            raise unprocessable(
+                "amount_too_high", f"At most {allowed} cents can be approved for this claim."
+            )
+        claim.approved_cents = amount
+        status = Status.APPROVED if amount == claim.requested_cents else Status.PARTIALLY_APPROVED
+        transition(session, claim, status, reviewer, reason=body.reason_code, **details)
+        ledger.pay_claim(session, claim, amount, reviewer.id)
+        transition(session, claim, Status.PAID, reviewer)
+    elif body.outcome == "reject":
+        if not body.message:
+            raise unprocessable("message_required", "Tell the customer why the claim is rejected.")
+        claim.rejected_by = reviewer.id
+        transition(session, claim, Status.REJECTED, reviewer, reason=body.reason_code, **details)
+    else:
+        transition(
+            session, claim, Status.PHOTOS_REQUESTED, reviewer, reason=body.reason_code, **details
+        )
+    claim.decision = {
+        **(claim.decision or {}),
+        "decided_by": reviewer.id,
+        "review": {
+            "outcome": body.outcome,
+            "reason_code": body.reason_code,
+            "reviewer": reviewer.name,
+            "at": utcnow().isoformat(),
+        },
+    }
+    session.add(_decision_row(session, claim, reviewer, body, leased_at, seen or {}))
+    return claim
+
+
+def _decision_row(
+    session: Session,
+    claim: Claim,
+    reviewer: Principal,
+    body: DecisionIn,
+    leased_at: datetime | None,
+    seen: dict,
+) -> ReviewDecision:
+    scores = [
+        p.scores
+        for p in session.scalars(select(Photo).where(Photo.id.in_(claim.photo_ids)))
+        if p.scores
+    ]
+    return ReviewDecision(
+        claim_id=claim.id,
+        reviewer_id=reviewer.id,
+        outcome=body.outcome,
+        amount_cents=claim.approved_cents if body.outcome == "approve" else None,
+        reason_code=body.reason_code,
+        message=body.message,
+        leased_at=leased_at,
+        decided_at=utcnow(),
+        model_version=scores[0]["model_version"] if scores else None,
+        model_p_rotten=min(s["p_rotten"] for s in scores) if scores else None,
+        seen={"signals": (claim.verification or {}).get("signals", []), **seen},
+    )
+
+
+def label_photo(
+    session: Session, reviewer: Principal, photo_id: str, condition: str, produce: str | None
+) -> PhotoLabel:
+    if session.get(Photo, photo_id) is None:
+        raise not_found("photo")
+    label = PhotoLabel(
+        photo_id=photo_id,
+        reviewer_id=reviewer.id,
+        condition=condition,
+        produce=produce,
+        labelled_at=utcnow(),
+    )
+    session.add(label)
+    return label
+
+
+def expire_leases(session: Session) -> int:
+    """Clears expired leases so the queue view is honest (leasing ignores them anyway)."""
+    now = utcnow()
+    expired = session.scalars(
+        select(Claim)
+        .where(Claim.lease_expires_at < now, Claim.lease_holder.is_not(None))
+        .with_for_update(skip_locked=True)
+        .limit(500)
+    ).all()
+    for claim in expired:
+        audit.record(
+            session,
+            Principal(kind="system", id="lease-sweeper"),
+            "claim",
+            claim.id,
+            "lease_expired",
+            holder=claim.lease_holder,
+        )
+        claim.lease_holder = None
+        claim.lease_expires_at = None
+    return len(expired)
+
+
+def queue_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Claim.status, func.count()).group_by(Claim.status)).all()
+    return {status: count for status, count in rows}

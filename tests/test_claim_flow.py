@@ -1,0 +1,261 @@
+"""The claim path end to end through the HTTP API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from claims_api.audit.models import AuditEntry
+from claims_api.claims.models import Claim
+from claims_api.compensation.models import LedgerEntry, LedgerPosting
+from claims_api.events.models import OutboxEvent
+
+
+def _count(container, model, *where) -> int:
+    with container.db.read_session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_rotten_photo_is_auto_approved_and_paid_at_once(api, container):
+    api.put_order()
+    customer = api.customer()
+    photo = api.upload_fruit(customer, rotten=True)
+
+    response = api.claim(customer, [photo], quantity=2)
+
+    assert response.status_code == 201, response.text
+    claim = response.json()
+    assert claim["status"] == "paid"
+    assert claim["decision"]["route"] == "auto"
+    assert claim["decision"]["reasons"] == []
+    assert claim["decision"]["model_version"] == "tiny-test-1"
+    assert claim["decision"]["policy_version"] == container.policy.version
+    assert claim["compensation"] == {
+        "requested_cents": 600,
+        "amount_cents": 600,
+        "method": "store_credit",
+        "status": "paid",
+    }
+    assert [t["status"] for t in claim["timeline"]] == ["approved", "paid"]
+    submitted = datetime.fromisoformat(claim["submitted_at"])
+    assert datetime.fromisoformat(claim["sla_deadline"]) == submitted + timedelta(minutes=10)
+    assert datetime.fromisoformat(claim["paid_at"]) < submitted + timedelta(seconds=5)
+
+    with container.db.read_session() as session:
+        postings = session.scalars(select(LedgerPosting)).all()
+        assert [(p.kind, p.amount_cents) for p in postings] == [("payout", 600)]
+        entries = session.scalars(select(LedgerEntry)).all()
+        assert sum(e.amount_cents for e in entries) == 0
+        assert {e.account for e in entries} == {
+            "expense:compensation",
+            "liability:store_credit:cust-1",
+        }
+        events = [
+            e.event_type for e in session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
+        ]
+        assert events == ["claim.approved", "claim.paid"]
+        audit = session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "claim")).all()
+        assert [a.action for a in audit] == ["status:approved", "status:paid"]
+        assert audit[0].before["status"] == "submitted" and audit[0].after["status"] == "approved"
+
+
+def test_fresh_photo_goes_to_review_with_its_reason(api, container):
+    api.put_order()
+    customer = api.customer()
+    photo = api.upload_fruit(customer, rotten=False)
+
+    claim = api.claim(customer, [photo]).json()
+
+    assert claim["status"] == "in_review"
+    assert claim["decision"]["route"] == "manual"
+    assert [r["code"] for r in claim["decision"]["reasons"]] == ["model_not_confident"]
+    assert claim["compensation"]["status"] == "pending"
+    submitted = datetime.fromisoformat(claim["submitted_at"])
+    manual = timedelta(minutes=container.policy.manual_review_sla_minutes)
+    assert datetime.fromisoformat(claim["sla_deadline"]) == submitted + manual
+    assert _count(container, LedgerPosting) == 0
+
+
+def test_verification_report_lists_every_signal_with_value_and_threshold(api):
+    api.put_order()
+    customer = api.customer()
+    claim = api.claim(customer, [api.upload_fruit(customer, rotten=False)]).json()
+    reviewer = api.reviewer()
+
+    report = api.client.get(f"/v1/claims/{claim['id']}/verification", headers=reviewer).json()
+
+    by_code = {s["code"]: s for s in report["signals"]}
+    assert by_code["model_not_confident"]["fired"] is True
+    assert by_code["model_not_confident"]["threshold"] == 0.9
+    assert by_code["amount_over_cap"] == {
+        **by_code["amount_over_cap"],
+        "fired": False,
+        "value": 600,
+    }
+    assert {"claim_window", "produce_mismatch", "claim_frequency", "photo_quality"} <= set(by_code)
+    assert report["photos"][0]["scores"]["produce"] == "apple"
+    customer_view = api.client.get(f"/v1/claims/{claim['id']}/verification", headers=customer)
+    assert customer_view.status_code == 403
+
+
+def test_wrong_produce_window_and_cap_each_route_to_a_person(api):
+    customer = api.customer()
+    api.put_order("ord-banana", produce="apple")
+    banana = api.upload_fruit(customer, produce="banana", rotten=True)
+    api.put_order("ord-old", produce="apple", delivered_hours_ago=24 * 30)
+    api.put_order("ord-big", produce="apple", quantity=100, unit_price_cents=1000)
+
+    cases = {
+        "produce_mismatch": api.claim(customer, [banana], order_id="ord-banana"),
+        "claim_window": api.claim(
+            customer, [api.upload_fruit(customer, seed=1)], order_id="ord-old"
+        ),
+        "amount_over_cap": api.claim(
+            customer, [api.upload_fruit(customer, seed=2)], order_id="ord-big", quantity=50
+        ),
+    }
+    for code, response in cases.items():
+        body = response.json()
+        assert response.status_code == 201, body
+        assert body["status"] == "in_review", (code, body)
+        assert code in [r["code"] for r in body["decision"]["reasons"]]
+
+
+def test_claim_frequency_limit_sends_the_next_claim_to_review(api, container):
+    customer = api.customer()
+    limit = container.policy.max_claims_30d
+    for i in range(limit):
+        api.put_order(f"ord-{i}")
+        assert (
+            api.claim(customer, [api.upload_fruit(customer, seed=i)], order_id=f"ord-{i}").json()[
+                "status"
+            ]
+            == "paid"
+        )
+    api.put_order("ord-next")
+    body = api.claim(customer, [api.upload_fruit(customer, seed=99)], order_id="ord-next").json()
+    assert body["status"] == "in_review"
+    assert [r["code"] for r in body["decision"]["reasons"]] == ["claim_frequency"]
+
+
+def test_model_unavailable_sends_claims_to_people_instead_of_failing(
+    api, container, unloaded_models
+):
+    api.put_order()
+    customer = api.customer()
+    container.models = unloaded_models
+    photo = api.upload_fruit(customer)
+
+    body = api.claim(customer, [photo]).json()
+
+    assert body["status"] == "in_review"
+    assert "model_unavailable" in [r["code"] for r in body["decision"]["reasons"]]
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["model"].startswith("error")
+
+
+def test_same_idempotency_key_returns_the_same_claim_and_pays_once(api, container):
+    api.put_order()
+    customer = api.customer()
+    photo = api.upload_fruit(customer)
+
+    first = api.claim(customer, [photo], key="key-1")
+    again = api.claim(customer, [photo], key="key-1")
+    different = api.claim(customer, [photo], key="key-1", quantity=1)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert different.status_code == 409
+    assert different.json()["error"]["code"] == "idempotency_key_reused"
+    assert _count(container, Claim) == 1
+    assert _count(container, LedgerPosting) == 1
+
+
+def test_a_paid_line_cannot_be_claimed_again_beyond_its_value(api):
+    api.put_order(quantity=2)
+    customer = api.customer()
+    assert api.claim(customer, [api.upload_fruit(customer)], quantity=2).json()["status"] == "paid"
+
+    second = api.claim(customer, [api.upload_fruit(customer, seed=5)], quantity=1)
+
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "line_fully_compensated"
+
+
+def test_customers_see_only_their_own_claims_and_photos(api, container):
+    api.put_order()
+    api.put_order("ord-2", customer_id="cust-2")
+    alice, bob = api.customer("cust-1"), api.customer("cust-2")
+    alice_photo = api.upload_fruit(alice)
+    claim = api.claim(alice, [alice_photo]).json()
+
+    assert api.client.get(f"/v1/claims/{claim['id']}", headers=bob).status_code == 404
+    assert api.client.get(f"/v1/photos/{alice_photo}", headers=bob).status_code == 404
+    assert api.client.get(f"/v1/photos/{alice_photo}/content", headers=bob).status_code == 404
+    stolen = api.claim(bob, [alice_photo], order_id="ord-2")
+    assert stolen.status_code == 404 and stolen.json()["error"]["code"] == "photo_not_found"
+    foreign_order = api.claim(bob, [api.upload_fruit(bob)], order_id="ord-1")
+    assert (
+        foreign_order.status_code == 404
+        and foreign_order.json()["error"]["code"] == "order_not_found"
+    )
+    assert api.client.get("/v1/claims", headers=bob).json()["items"] == []
+    assert [c["id"] for c in api.client.get("/v1/claims", headers=alice).json()["items"]] == [
+        claim["id"]
+    ]
+    assert _count(container, Claim) == 1
+
+
+def test_claim_listing_pages_with_a_cursor(api):
+    customer = api.customer()
+    ids = []
+    for i in range(5):
+        api.put_order(f"ord-{i}")
+        ids.append(
+            api.claim(
+                customer, [api.upload_fruit(customer, rotten=False, seed=i)], order_id=f"ord-{i}"
+            ).json()["id"]
+        )
+    seen, cursor = [], None
+    while True:
+        page = api.client.get(
+            "/v1/claims",
+            headers=customer,
+            params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+        ).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(ids))
+    assert (
+        api.client.get("/v1/claims", headers=customer, params={"cursor": "garbage!"}).status_code
+        == 400
+    )
+
+
+def test_authentication_is_required_and_roles_are_enforced(api):
+    api.put_order()
+    customer = api.customer()
+    assert api.client.get("/v1/claims").status_code == 401
+    assert (
+        api.client.get("/v1/claims", headers={"Authorization": "Bearer nonsense"}).json()["error"][
+            "code"
+        ]
+        == "invalid_token"
+    )
+    assert api.client.put("/v1/orders/x", headers=customer, json={}).status_code == 403
+    assert api.client.get("/v1/review/queue", headers=customer).status_code == 403
+    assert (
+        api.client.post("/v1/auth/login", json={"username": "nobody", "password": "x"}).status_code
+        == 401
+    )
+
+
+def test_ops_endpoints(api):
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz").json()
+    assert ready["ready"] is True and ready["model_version"] == "tiny-test-1"
+    api.client.get("/v1/claims")
+    assert "freshclaim_http_request_seconds" in api.client.get("/metrics").text
