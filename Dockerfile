@@ -1,7 +1,7 @@
 # The serving image: onnxruntime only, no torch.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    FRESHCLAIM_HOME=/var/lib/freshclaim
+    FRESHCLAIM_HOME=/var/lib/freshclaim FRESHCLAIM_MODEL_DIR=/app/models
 RUN useradd --system --create-home --home-dir /var/lib/freshclaim freshclaim
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, description="Token signing key; required when replicas share a database."
     )
+    model_dir: Path = Field(
+        default=BUNDLED_MODELS_DIR, description="Folder of shipped models (the registry's default)."
+    )
     model_path: Path | None = Field(
         default=None, description="ONNX model; defaults to the newest in models/."
     )
@@ -82,7 +85,7 @@ class Settings(BaseSettings):
     def resolved_model_path(self) -> Path | None:
         if self.model_path:
             return self.model_path
-        candidates = sorted(BUNDLED_MODELS_DIR.glob("*.onnx"))
+        candidates = sorted(self.model_dir.glob("*.onnx"))
         return candidates[-1] if candidates else None
 
 

@@ -19,6 +19,8 @@ from claims_api.events.relay import BackgroundLoop, OutboxRelay
 from claims_api.observability import install_metrics
 from claims_api.orders.router import router as orders_router
 from claims_api.photos.router import router as photos_router
+from claims_api.profiles import service as profiles_service
+from claims_api.profiles.router import router as profiles_router
 from claims_api.review import service as review_service
 from claims_api.review.router import router as review_router
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 def _background_loops(container: Container) -> list[BackgroundLoop]:
     relay = OutboxRelay(
         container.db,
-        consumers=[],
+        consumers=[profiles_service.consume],
         webhook_urls=container.settings.webhook_urls,
         webhook_secret=container.settings.webhook_secret,
     )
@@ -68,7 +70,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.state.container = container
     install_error_handlers(app)
     install_metrics(app)
-    for router in (auth_router, orders_router, photos_router, claims_router, review_router):
+    for router in (
+        auth_router,
+        orders_router,
+        photos_router,
+        claims_router,
+        review_router,
+        profiles_router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

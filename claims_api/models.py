@@ -8,6 +8,7 @@ from claims_api.db import Base
 from claims_api.events.models import OutboxEvent
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
+from claims_api.profiles.models import ConsumedEvent, CustomerProfile, SkuQualityAlert
 from claims_api.review.models import PhotoLabel, ReviewDecision
 
 __all__ = [
@@ -16,7 +17,9 @@ __all__ = [
     "Base",
     "Claim",
     "ClaimPhoto",
+    "ConsumedEvent",
     "Customer",
+    "CustomerProfile",
     "IdempotencyRecord",
     "LedgerEntry",
     "LedgerPosting",
@@ -29,4 +32,5 @@ __all__ = [
     "PhotoView",
     "ReviewDecision",
     "Reviewer",
+    "SkuQualityAlert",
 ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:37:29.126253
+Create Date: 2026-11-25 09:41:24.277186
 """
 
 import sqlalchemy as sa
@@ -60,6 +60,32 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_entity", ["entity_type", "entity_id", "id"], unique=False)
 
+    op.create_table(
+        "consumed_events",
+        sa.Column("consumer", sa.String(length=40), nullable=False),
+        sa.Column("event_id", sa.String(length=40), nullable=False),
+        sa.Column("consumed_at", claims_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_consumed_events")),
+    )
+    op.create_table(
+        "customer_profiles",
+        sa.Column("customer_id", sa.String(length=100), nullable=False),
+        sa.Column("claims_submitted", sa.Integer(), nullable=False),
+        sa.Column("claims_paid", sa.Integer(), nullable=False),
+        sa.Column("claims_rejected", sa.Integer(), nullable=False),
+        sa.Column("compensation_cents", sa.Integer(), nullable=False),
+        sa.Column("last_claim_at", claims_api.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "last_bad_experience_at", claims_api.db.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "tags",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("updated_at", claims_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_customer_profiles")),
+    )
     op.create_table(
         "customers",
         sa.Column("id", sa.String(length=100), nullable=False),
@@ -121,6 +147,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reviewers")),
         sa.UniqueConstraint("username", name=op.f("uq_reviewers_username")),
     )
+    op.create_table(
+        "sku_quality_alerts",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sku", sa.String(length=100), nullable=False),
+        sa.Column("claims_in_window", sa.Integer(), nullable=False),
+        sa.Column("window_hours", sa.Integer(), nullable=False),
+        sa.Column(
+            "claim_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("raised_at", claims_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sku_quality_alerts")),
+    )
+    with op.batch_alter_table("sku_quality_alerts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sku_quality_alerts_sku"), ["sku"], unique=False)
+
     op.create_table(
         "orders",
         sa.Column("id", sa.String(length=100), nullable=False),
@@ -472,6 +515,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_orders_customer_id"))
 
     op.drop_table("orders")
+    with op.batch_alter_table("sku_quality_alerts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sku_quality_alerts_sku"))
+
+    op.drop_table("sku_quality_alerts")
     op.drop_table("reviewers")
     with op.batch_alter_table("photo_views", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_photo_views_viewer_id"))
@@ -484,6 +531,8 @@ def downgrade() -> None:
 
     op.drop_table("outbox_events")
     op.drop_table("customers")
+    op.drop_table("customer_profiles")
+    op.drop_table("consumed_events")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_entity")
 

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from claims_api.auth.principal import Principal
+from claims_api.deps import ContainerDep, DbSession, ReadSession, ShopPrincipal, current_principal
+from claims_api.errors import ERROR_RESPONSES, ApiError, not_found
+from claims_api.orders.models import Customer
+from claims_api.profiles import privacy
+from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
+from claims_api.profiles.schemas import ConsentIn, ErasureOut, ProfileOut, QualityAlertOut
+
+router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
+
+
+def _staff_or_shop(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.kind == "customer":
+        raise ApiError(403, "forbidden", "Profiles are for the shop and reviewers.")
+    return principal
+
+
+@router.get(
+    "/v1/customers/{customer_id}/profile",
+    response_model=ProfileOut,
+    summary="A customer's claim profile and tags (fed by claim events)",
+)
+def get_profile(
+    customer_id: str, session: ReadSession, _: Annotated[Principal, Depends(_staff_or_shop)]
+) -> ProfileOut:
+    customer = session.get(Customer, customer_id)
+    if customer is None or customer.erased_at is not None:
+        raise not_found("customer")
+    profile = session.get(CustomerProfile, customer_id) or CustomerProfile(
+        customer_id=customer_id,
+        claims_submitted=0,
+        claims_paid=0,
+        claims_rejected=0,
+        compensation_cents=0,
+        tags=[],
+    )
+    out = ProfileOut.model_validate(profile)
+    return out.model_copy(update={"training_consent": customer.training_consent})
+
+
+@router.put(
+    "/v1/customers/{customer_id}/consent",
+    response_model=ProfileOut,
+    summary="Record whether the customer's photos may be used to train models",
+)
+def put_consent(
+    customer_id: str, body: ConsentIn, session: DbSession, shop: ShopPrincipal
+) -> ProfileOut:
+    privacy.set_consent(session, shop, customer_id, body.training)
+    return get_profile(customer_id, session, shop)
+
+
+@router.delete(
+    "/v1/customers/{customer_id}/personal-data",
+    response_model=ErasureOut,
+    summary="Erase a customer's photos, photo metadata and free text",
+)
+def erase(
+    customer_id: str, session: DbSession, shop: ShopPrincipal, container: ContainerDep
+) -> ErasureOut:
+    report = privacy.erase_customer(session, container.storage, shop, customer_id)
+    return ErasureOut(**report.__dict__)
+
+
+@router.get(
+    "/v1/quality/alerts", response_model=list[QualityAlertOut], summary="SKU quality alerts"
+)
+def quality_alerts(
+    session: ReadSession, shop: ShopPrincipal, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[QualityAlertOut]:
+    rows = session.scalars(select(SkuQualityAlert).order_by(SkuQualityAlert.id.desc()).limit(limit))
+    return [QualityAlertOut.model_validate(r) for r in rows]

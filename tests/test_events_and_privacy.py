@@ -1,0 +1,149 @@
+"""The outbox relay feeds profiles, tags, quality alerts and webhooks; consent and erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from sqlalchemy import func, select
+
+from claims_api.events.models import OutboxEvent
+from claims_api.events.relay import OutboxRelay
+from claims_api.photos.models import Photo, PhotoHash
+from claims_api.profiles import service as profiles
+
+
+def _relay(container, urls=(), secret=None) -> OutboxRelay:
+    return OutboxRelay(container.db, [profiles.consume], list(urls), secret)
+
+
+@pytest.fixture
+def webhook_server():
+    received: list[tuple[dict, dict]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers, json.loads(body), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+
+
+def test_relay_delivers_each_event_once_to_consumers_and_signed_webhooks(
+    api, container, webhook_server
+):
+    url, received = webhook_server
+    api.put_order()
+    customer = api.customer()
+    api.claim(customer, [api.upload_fruit(customer)])
+    relay = _relay(container, [url], "hook-secret")
+
+    assert relay.run_once() == 2
+    assert relay.run_once() == 0
+
+    assert [doc["type"] for _, doc, _ in received] == ["claim.approved", "claim.paid"]
+    headers, doc, raw = received[1]
+    expected = hmac.new(b"hook-secret", raw, hashlib.sha256).hexdigest()
+    assert headers["X-FreshClaim-Signature"] == f"sha256={expected}"
+    assert doc["data"]["customer_id"] == "cust-1" and doc["data"]["approved_cents"] == 600
+    profile = api.client.get("/v1/customers/cust-1/profile", headers=api.shop_headers()).json()
+    assert profile["claims_submitted"] == 1 and profile["claims_paid"] == 1
+    assert profile["compensation_cents"] == 600
+    assert "care_campaign" in profile["tags"]
+
+
+def test_failed_webhook_is_retried_later_and_consumers_stay_exactly_once(api, container):
+    api.put_order()
+    customer = api.customer()
+    api.claim(customer, [api.upload_fruit(customer)])
+    failing = _relay(container, ["http://127.0.0.1:9/unreachable"])
+
+    assert failing.run_once() == 0
+    with container.db.read_session() as session:
+        events = session.scalars(select(OutboxEvent)).all()
+        assert all(e.attempts == 1 and e.last_error and e.published_at is None for e in events)
+    with container.db.session() as session:  # make them due again
+        for event in session.scalars(select(OutboxEvent)):
+            event.next_attempt_at = event.created_at
+    assert _relay(container).run_once() == 2
+    profile = api.client.get("/v1/customers/cust-1/profile", headers=api.shop_headers()).json()
+    assert profile["claims_submitted"] == 1 and profile["claims_paid"] == 1
+
+
+def test_rejected_claim_blocks_koc_and_many_claims_on_one_sku_raise_an_alert(api, container):
+    customer = api.customer()
+    for i in range(profiles.SKU_ALERT_CLAIMS):
+        api.put_order(f"ord-{i}", customer_id="cust-1")
+        api.claim(customer, [api.upload_fruit(customer, rotten=False, seed=i)], order_id=f"ord-{i}")
+    reviewer = api.reviewer()
+    claim_id = api.client.post("/v1/review/lease", headers=reviewer).json()["claim_id"]
+    api.client.post(
+        f"/v1/review/claims/{claim_id}/decision",
+        headers=reviewer,
+        json={"outcome": "reject", "reason_code": "looks_fresh", "message": "Looks fine."},
+    )
+    relay = _relay(container)
+    while relay.run_once():
+        pass
+
+    profile = api.client.get("/v1/customers/cust-1/profile", headers=api.shop_headers()).json()
+    assert profile["claims_rejected"] == 1 and "koc_ineligible" in profile["tags"]
+    alerts = api.client.get("/v1/quality/alerts", headers=api.shop_headers()).json()
+    assert len(alerts) == 1 and alerts[0]["sku"] == "SKU-apple"
+    assert alerts[0]["claims_in_window"] == profiles.SKU_ALERT_CLAIMS
+
+
+def test_consent_and_erasure(api, container):
+    api.put_order()
+    customer = api.customer()
+    photo_id = api.upload_fruit(customer)
+    api.claim(customer, [photo_id], note="my phone number is 138…")
+    shop = api.shop_headers()
+
+    consent = api.client.put("/v1/customers/cust-1/consent", headers=shop, json={"training": True})
+    assert consent.status_code == 200 and consent.json()["training_consent"] is True
+    with container.db.read_session() as session:
+        key = session.get(Photo, photo_id).storage_key
+    assert container.storage.exists(key)
+
+    erased = api.client.delete("/v1/customers/cust-1/personal-data", headers=shop)
+
+    assert erased.status_code == 200
+    assert erased.json() == {"photos_erased": 1, "files_deleted": 1, "claims_redacted": 1}
+    assert not container.storage.exists(key)
+    with container.db.read_session() as session:
+        photo = session.get(Photo, photo_id)
+        assert photo.erased_at is not None and photo.exif == {} and photo.hashes == {}
+        assert session.scalar(select(func.count()).select_from(PhotoHash)) == 0
+    assert api.client.get(f"/v1/photos/{photo_id}", headers=customer).status_code == 404
+    assert api.client.get("/v1/customers/cust-1/profile", headers=shop).status_code == 404
+    assert api.client.get("/v1/customers/cust-1/profile", headers=customer).status_code == 403
+
+
+def test_reviewer_photo_views_are_logged(api, container):
+    from claims_api.photos.models import PhotoView
+
+    customer = api.customer()
+    photo_id = api.upload_fruit(customer)
+    reviewer = api.reviewer()
+    assert api.client.get(f"/v1/photos/{photo_id}/content", headers=customer).status_code == 200
+    response = api.client.get(f"/v1/photos/{photo_id}/content", headers=reviewer)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    with container.db.read_session() as session:
+        views = session.scalars(select(PhotoView)).all()
+    assert (
+        len(views) == 1 and views[0].photo_id == photo_id and views[0].viewer_id.startswith("rev_")
+    )
