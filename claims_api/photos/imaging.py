@@ -42,7 +42,7 @@ from claims_api.photos.quality import (
     QualityReport,
     QualityThresholds,
     assess_quality,
-    central_crop,
+    edge_tiles,
 )
 
 pillow_heif.register_heif_opener()
@@ -76,8 +76,9 @@ class ImageLimits:
     stored_jpeg_quality: int = 85
     # The small image for the model (it resizes to its own input), quality gate and hashes.
     small_max_side: int = 320
-    # Blur is measured on a central crop of this side at the stored resolution.
-    detail_crop_side: int = 512
+    # Blur is measured on 4 tiles of this side at the decoded (reviewer) resolution, placed on
+    # the most detailed parts of the photo.
+    detail_tile_side: int = 192
     # EXIF DateTimeOriginal without OffsetTimeOriginal is read in this zone (UTC+8, China).
     exif_default_utc_offset_minutes: int = 480
     quality: QualityThresholds = DEFAULT_THRESHOLDS
@@ -215,9 +216,13 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
     stored_bytes = encode_jpeg(stored, limits.stored_jpeg_quality, icc_profile)
     watch.lap("encode")
 
-    detail = central_crop(upright, limits.detail_crop_side)
+    detail = edge_tiles(upright, small, side=limits.detail_tile_side)
     quality = assess_quality(
-        small, original_size=(width, height), detail=detail, thresholds=limits.quality
+        small,
+        original_size=(width, height),
+        detail=detail,
+        detail_side=max(upright.size),
+        thresholds=limits.quality,
     )
     watch.lap("quality")
     hashes = compute_hashes(small)
