@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     reviewer_token_ttl_seconds: int = 12 * 3600
     review_lease_seconds: int = 300
     decision_budget_seconds: float = Field(
-        default=2.0, description="Time allowed to score photos inside a claim request."
+        default=2.0, description="Time allowed to score a photo; past it the photo stays unscored."
     )
 
     policy_file: Path | None = Field(

@@ -259,3 +259,22 @@ def test_ops_endpoints(api):
     assert ready["ready"] is True and ready["model_version"] == "tiny-test-1"
     api.client.get("/v1/claims")
     assert "freshclaim_http_request_seconds" in api.client.get("/metrics").text
+
+
+def test_a_slow_model_leaves_the_photo_unscored_and_the_claim_goes_to_a_person(
+    api, container, monkeypatch
+):
+    import time
+
+    api.put_order()
+    customer = api.customer()
+    classifier = container.models.classifier
+    real_score = classifier.score
+    monkeypatch.setattr(classifier, "score", lambda image: (time.sleep(0.5), real_score(image))[1])
+    container.settings.decision_budget_seconds = 0.05
+
+    photo = api.upload_fruit(customer)
+    body = api.claim(customer, [photo]).json()
+
+    assert body["status"] == "in_review"
+    assert "model_unavailable" in [r["code"] for r in body["decision"]["reasons"]]

@@ -14,6 +14,7 @@ from claims_api.container import Container
 from claims_api.db import new_id, utcnow
 from claims_api.errors import ApiError, not_found
 from claims_api.inference.model import PhotoScores
+from claims_api.inference.service import ScoringUnavailable
 from claims_api.orders.models import Order, OrderLine
 from claims_api.orders.service import ensure_customer
 from claims_api.photos import hashing
@@ -50,14 +51,12 @@ def limits_for(container: Container) -> ImageLimits:
 def _score(
     container: Container, processed: ProcessedPhoto
 ) -> tuple[PhotoScores | None, str | None]:
-    classifier = container.models.classifier
-    if classifier is None:
-        return None, container.models.error or "model not loaded"
+    """A failing or slow model never loses the customer's photo: it is kept unscored."""
     try:
-        return classifier.score(processed.small_image), None
-    except Exception as exc:  # a scoring failure must never lose the customer's photo
-        log.exception("scoring failed")
-        return None, f"{type(exc).__name__}: {exc}"
+        budget = container.settings.decision_budget_seconds
+        return container.models.score(processed.small_image, budget), None
+    except ScoringUnavailable as exc:
+        return None, str(exc)
 
 
 def _model_problems(
@@ -124,7 +123,7 @@ def upload_photo(
                 "metrics": processed.quality.metrics,
             },
             exif=processed.exif.to_dict(),
-            hashes=processed.hashes.to_dict(),
+            hashes=stored_hashes(processed),
             scores=scores.to_dict() if scores else None,
             model_version=scores.model_version if scores else None,
             scoring_error=scoring_error,
@@ -134,6 +133,16 @@ def upload_photo(
         session.flush()
         session.add_all(hash_rows(photo, processed.hashes))
         return photo_out(photo)
+
+
+def stored_hashes(processed: ProcessedPhoto) -> dict:
+    """The stored windows plus the photo's 8 rotation/flip query hashes, kept so a claim can
+    look the photo up later without decoding it again."""
+    queries = hashing.query_hashes(processed.small_image)
+    return {
+        **processed.hashes.to_dict(),
+        "queries": [[q.phash_hex, q.dhash_hex] for q in queries],
+    }
 
 
 def hash_rows(photo: Photo, hashes: hashing.PhotoHashes) -> list[PhotoHash]:
