@@ -7,7 +7,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,8 @@ from claims_api.decisions.service import decide
 from claims_api.errors import ApiError, conflict, not_found, unprocessable
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
-from claims_api.verification.signals import ClaimContext, CustomerHistory
+from claims_api.verification import duplicates, history
+from claims_api.verification.signals import ClaimContext
 
 OPEN_STATUSES = (Status.SUBMITTED, Status.IN_REVIEW, Status.PHOTOS_REQUESTED)
 
@@ -92,16 +93,31 @@ def _order_line(session: Session, customer_id: str, body: ClaimCreate) -> tuple[
     return order, line
 
 
-def _history(session: Session, customer_id: str, now: datetime, exclude: str) -> CustomerHistory:
-    since = now - timedelta(days=30)
-    claims_30d = session.scalar(
-        select(func.count())
-        .select_from(Claim)
-        .where(Claim.customer_id == customer_id, Claim.submitted_at >= since, Claim.id != exclude)
-    )
-    return CustomerHistory(
-        claims_30d=int(claims_30d or 0),
-        paid_30d_cents=ledger.paid_cents_for_customer_since(session, customer_id, since),
+def _context(
+    session: Session,
+    claim: Claim,
+    order: Order,
+    line: OrderLine,
+    photos: list[Photo],
+    policy: Policy,
+) -> ClaimContext:
+    """Everything the signals read, gathered with a few indexed queries (the claim row is
+    already written, so rates that include this claim count it)."""
+    now = claim.submitted_at
+    return ClaimContext(
+        order=order,
+        line=line,
+        photos=photos,
+        requested_cents=claim.requested_cents,
+        submitted_at=now,
+        history=history.customer_history(session, claim.customer_id, now, claim.id, policy),
+        policy=policy,
+        pickup=history.pickup_point_history(session, order.pickup_point_id, now, claim.id, policy),
+        reuse=tuple(
+            duplicates.find_reuse(
+                session, claim.id, claim.customer_id, photos, policy.duplicate_max_distance
+            )
+        ),
     )
 
 
@@ -201,16 +217,7 @@ def _route(
     policy: Policy,
     customer: Principal,
 ) -> None:
-    ctx = ClaimContext(
-        order=order,
-        line=line,
-        photos=photos,
-        requested_cents=claim.requested_cents,
-        submitted_at=claim.submitted_at,
-        history=_history(session, claim.customer_id, claim.submitted_at, claim.id),
-        policy=policy,
-    )
-    decision = decide(ctx, utcnow())
+    decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
     claim.decision = record

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = "2026.11-1"
+    version: str = "2026.11-2"
     auto_sla_minutes: int = Field(default=10, gt=0)
     manual_review_sla_minutes: int = Field(default=240, gt=0)
 
@@ -36,6 +36,87 @@ class Policy(BaseModel):
     auto_approve_cap_cents: int = Field(default=5_000, ge=0)
     max_claims_30d: int = Field(
         default=3, ge=0, description="Earlier claims allowed before a person looks."
+    )
+
+    # Velocity and amount (issue 4, signal 5). Every "30 days" is the 30 days before submission.
+    max_paid_cents_30d: int = Field(
+        default=15_000,
+        ge=0,
+        description="Compensation paid to the customer in 30 days, this claim included, above "
+        "which a person looks (paid_amount_30d).",
+    )
+    claim_rate_window_days: int = Field(
+        default=180, gt=0, description="Orders delivered in this many days count for claim rates."
+    )
+    claim_rate_min_orders: int = Field(
+        default=10, ge=1, description="A claim rate is judged only from this many orders."
+    )
+    max_claim_rate: float = Field(
+        default=0.3, gt=0, le=1, description="Share of a customer's orders with a claim."
+    )
+    pickup_point_min_orders: int = Field(
+        default=30, ge=1, description="A pickup point's claim rate is judged from this many orders."
+    )
+    max_pickup_point_claim_rate: float = Field(default=0.2, gt=0, le=1)
+    max_pickup_point_claims_30d: int = Field(
+        default=20, ge=0, description="Earlier claims on the pickup point's orders in 30 days."
+    )
+
+    # Trust earned (issue 6): the auto-approve cap follows the customer's reviewed claims.
+    trust_lookback_days: int = Field(default=365, gt=0)
+    trust_confirmed_min: int = Field(
+        default=3, ge=1, description="Claims confirmed by reviewers to become 'trusted'."
+    )
+    trusted_cap_factor: float = Field(default=2.0, ge=1)
+    trust_rejection_days: int = Field(default=90, gt=0)
+    reduced_cap_factor: float = Field(
+        default=0.5, ge=0, le=1, description="Cap factor after one rejected claim ('reduced')."
+    )
+    rejections_for_restricted: int = Field(
+        default=2, ge=1, description="Rejected claims that set the cap to 0 ('restricted')."
+    )
+
+    # Photo provenance (issue 4, signals 1 and 2).
+    duplicate_max_distance: int = Field(
+        default=12,
+        ge=0,
+        le=128,
+        description="A hash match also needs pHash + dHash distance at most this (0..128).",
+    )
+    capture_tolerance_minutes: float = Field(
+        default=30,
+        ge=0,
+        description="EXIF capture time may be this much before delivery (clock skew).",
+    )
+    capture_unknown_offset_hours: float = Field(
+        default=20,
+        ge=0,
+        description="Added when EXIF has no UTC offset: the time was read as UTC+8, and a "
+        "camera set to UTC-12 would read up to 20 hours too early.",
+    )
+    editing_software: tuple[str, ...] = Field(
+        default=(
+            "photoshop",
+            "lightroom",
+            "gimp",
+            "snapseed",
+            "meitu",
+            "美图",
+            "picsart",
+            "xingtu",
+            "醒图",
+            "facetune",
+            "pixlr",
+            "fotor",
+            "canva",
+            "vsco",
+            "affinity photo",
+            "paint.net",
+            "pixelmator",
+            "polarr",
+            "remini",
+        ),
+        description="Case-insensitive substrings of the EXIF Software tag that mean editing.",
     )
 
     def claim_window_hours_for(self, produce: str, sku: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from claims_api.decisions.policy import Policy
@@ -13,6 +13,8 @@ from claims_api.inference.model import PhotoScores
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.messages import register
 from claims_api.photos.models import Photo
+from claims_api.verification.duplicates import PhotoReuse
+from claims_api.verification.history import CustomerHistory, PickupPointHistory
 
 REASONS: dict[str, dict[str, str]] = {
     "photo_quality": {
@@ -68,6 +70,42 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "The customer has made many claims recently.",
         "zh": "近期售后申请次数较多。",
     },
+    "photo_reused_own": {
+        "en": "A photo was already used on another of the customer's claims.",
+        "zh": "有照片已在该顾客的其他售后申请中使用过。",
+    },
+    "photo_reused_other_customer": {
+        "en": "A photo was already uploaded by another customer.",
+        "zh": "有照片已由其他顾客上传过。",
+    },
+    "captured_before_delivery": {
+        "en": "A photo was taken before the order was delivered.",
+        "zh": "有照片的拍摄时间早于订单送达时间。",
+    },
+    "edited_photo": {
+        "en": "A photo was saved by a photo-editing program.",
+        "zh": "有照片经过修图软件处理。",
+    },
+    "paid_amount_30d": {
+        "en": "The compensation paid to the customer in the last 30 days is above the limit.",
+        "zh": "该顾客近30天获得的赔付金额超过上限。",
+    },
+    "claim_rate": {
+        "en": "A large share of the customer's orders ended in a claim.",
+        "zh": "该顾客的订单中申请售后的比例较高。",
+    },
+    "pickup_point_claim_rate": {
+        "en": "A large share of the pickup point's orders ended in a claim.",
+        "zh": "该自提点的订单中申请售后的比例较高。",
+    },
+    "pickup_point_claims_30d": {
+        "en": "The pickup point has had many claims in the last 30 days.",
+        "zh": "该自提点近30天的售后申请较多。",
+    },
+    "trust": {
+        "en": "The customer's trust level from earlier reviewed claims.",
+        "zh": "根据以往审核结果得出的顾客信用等级。",
+    },
 }
 for _code, _texts in REASONS.items():
     register(_code, _texts)
@@ -88,12 +126,6 @@ class Signal:
 
 
 @dataclass(frozen=True)
-class CustomerHistory:
-    claims_30d: int
-    paid_30d_cents: int
-
-
-@dataclass(frozen=True)
 class ClaimContext:
     order: Order
     line: OrderLine
@@ -102,6 +134,8 @@ class ClaimContext:
     submitted_at: datetime
     history: CustomerHistory
     policy: Policy
+    pickup: PickupPointHistory | None = None
+    reuse: tuple[PhotoReuse, ...] = ()
 
     @property
     def scores(self) -> list[PhotoScores]:
@@ -116,9 +150,25 @@ def _signal(code: str, fired: bool, value: Any, threshold: Any, **details: Any) 
     return Signal(code, bool(fired), value, threshold, MESSAGES[code], details)
 
 
+# Upload-time problems that come from the model, not the quality gate: at claim time they are
+# judged by not_produce and produce_mismatch (same rules), not counted again as photo_quality.
+MODEL_PROBLEMS = frozenset({"not_produce", "wrong_item"})
+
+
+def _gate_problems(photo: Photo) -> list[str]:
+    quality = photo.quality or {}
+    codes = [p.get("code", "unknown") for p in quality.get("problems", [])]
+    gate = [code for code in codes if code not in MODEL_PROBLEMS]
+    if not quality.get("ok", False) and not codes:
+        return ["unknown"]
+    return gate
+
+
 def photo_quality(ctx: ClaimContext) -> Signal:
-    failing = [p.id for p in ctx.photos if not p.quality.get("ok", False)]
-    return _signal("photo_quality", failing, len(failing), 0, photos=failing)
+    failing = {p.id: problems for p in ctx.photos if (problems := _gate_problems(p))}
+    return _signal(
+        "photo_quality", failing, len(failing), 0, photos=list(failing), problems=failing
+    )
 
 
 def model_unavailable(ctx: ClaimContext) -> Signal:
@@ -187,9 +237,50 @@ def claim_window(ctx: ClaimContext) -> list[Signal]:
     ]
 
 
+@dataclass(frozen=True)
+class Trust:
+    level: str  # restricted | reduced | new | standard | trusted
+    cap_cents: int
+
+
+def trust_of(history: CustomerHistory, policy: Policy) -> Trust:
+    """Reviewed claims earn or cost trust: rejections lower the auto-approve cap (to 0 from
+    ``rejections_for_restricted`` on), enough confirmed claims raise it."""
+    base = policy.auto_approve_cap_cents
+    if history.rejected >= policy.rejections_for_restricted:
+        return Trust("restricted", 0)
+    if history.rejected > 0:
+        return Trust("reduced", int(base * policy.reduced_cap_factor))
+    if history.confirmed >= policy.trust_confirmed_min:
+        return Trust("trusted", int(base * policy.trusted_cap_factor))
+    return Trust("standard" if history.confirmed else "new", base)
+
+
+def trust(ctx: ClaimContext) -> Signal:
+    """Informational: never fires, shows the reviewer the level and the cap it gives."""
+    level = trust_of(ctx.history, ctx.policy)
+    return _signal(
+        "trust",
+        False,
+        level.level,
+        level.cap_cents,
+        confirmed_claims=ctx.history.confirmed,
+        rejected_claims=ctx.history.rejected,
+        confirmed_for_trusted=ctx.policy.trust_confirmed_min,
+        base_cap_cents=ctx.policy.auto_approve_cap_cents,
+    )
+
+
 def amount_cap(ctx: ClaimContext) -> Signal:
-    cap = ctx.policy.auto_approve_cap_cents
-    return _signal("amount_over_cap", ctx.requested_cents > cap, ctx.requested_cents, cap)
+    level = trust_of(ctx.history, ctx.policy)
+    return _signal(
+        "amount_over_cap",
+        ctx.requested_cents > level.cap_cents,
+        ctx.requested_cents,
+        level.cap_cents,
+        trust_level=level.level,
+        base_cap_cents=ctx.policy.auto_approve_cap_cents,
+    )
 
 
 def claim_frequency(ctx: ClaimContext) -> Signal:
@@ -197,6 +288,159 @@ def claim_frequency(ctx: ClaimContext) -> Signal:
     return _signal(
         "claim_frequency", ctx.history.claims_30d >= limit, ctx.history.claims_30d, limit
     )
+
+
+def paid_amount(ctx: ClaimContext) -> Signal:
+    total = ctx.history.paid_30d_cents + ctx.requested_cents
+    limit = ctx.policy.max_paid_cents_30d
+    return _signal(
+        "paid_amount_30d",
+        total > limit,
+        total,
+        limit,
+        paid_30d_cents=ctx.history.paid_30d_cents,
+        requested_cents=ctx.requested_cents,
+    )
+
+
+def _rate(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 4)
+
+
+def claim_rate(ctx: ClaimContext) -> Signal:
+    """Only judged once the customer has ``claim_rate_min_orders`` orders in the window."""
+    history, policy = ctx.history, ctx.policy
+    judged = history.orders >= policy.claim_rate_min_orders
+    rate = history.claim_rate
+    return _signal(
+        "claim_rate",
+        judged and rate is not None and rate > policy.max_claim_rate,
+        _rate(rate),
+        policy.max_claim_rate,
+        orders=history.orders,
+        claimed_orders=history.claimed_orders,
+        min_orders=policy.claim_rate_min_orders,
+        judged=judged,
+    )
+
+
+def pickup_point(ctx: ClaimContext) -> list[Signal]:
+    """The same velocity checks for the order's pickup point (group leader), when it has one."""
+    point, policy = ctx.pickup, ctx.policy
+    if point is None:
+        return []
+    judged = point.orders >= policy.pickup_point_min_orders
+    rate = point.claim_rate
+    return [
+        _signal(
+            "pickup_point_claim_rate",
+            judged and rate is not None and rate > policy.max_pickup_point_claim_rate,
+            _rate(rate),
+            policy.max_pickup_point_claim_rate,
+            pickup_point_id=point.pickup_point_id,
+            orders=point.orders,
+            claimed_orders=point.claimed_orders,
+            min_orders=policy.pickup_point_min_orders,
+            judged=judged,
+        ),
+        _signal(
+            "pickup_point_claims_30d",
+            point.claims_30d >= policy.max_pickup_point_claims_30d,
+            point.claims_30d,
+            policy.max_pickup_point_claims_30d,
+            pickup_point_id=point.pickup_point_id,
+        ),
+    ]
+
+
+def photo_reuse(ctx: ClaimContext) -> list[Signal]:
+    """Matches come precomputed (``duplicates.find_reuse``); each kind is one signal whose
+    value is the number of the claim's photos it concerns."""
+    signals = []
+    for code, kind in (
+        ("photo_reused_own", "own_other_claim"),
+        ("photo_reused_other_customer", "other_customer"),
+    ):
+        hits = [r for r in ctx.reuse if r.kind == kind]
+        photos = sorted({r.photo_id for r in hits})
+        signals.append(
+            _signal(
+                code,
+                hits,
+                len(photos),
+                0,
+                max_distance=ctx.policy.duplicate_max_distance,
+                matches=[r.to_dict() for r in hits],
+            )
+        )
+    return signals
+
+
+def _captured_at(photo: Photo) -> datetime | None:
+    raw = (photo.exif or {}).get("captured_at")
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _capture_tolerance_hours(photo: Photo, policy: Policy) -> float:
+    tolerance = policy.capture_tolerance_minutes / 60
+    if not (photo.exif or {}).get("captured_at_offset_known", False):
+        tolerance += policy.capture_unknown_offset_hours
+    return tolerance
+
+
+def captured_before_delivery(ctx: ClaimContext) -> Signal:
+    """EXIF DateTimeOriginal before delivery, beyond the tolerance. value: hours the capture
+    lies before delivery for the worst photo (negative: after); threshold: its tolerance.
+    Photos without EXIF time are not judged (normal for mini-program uploads)."""
+    rows = []
+    for photo in ctx.photos:
+        captured = _captured_at(photo)
+        if captured is None:
+            continue
+        lead = (ctx.order.delivered_at - captured) / timedelta(hours=1)
+        tolerance = _capture_tolerance_hours(photo, ctx.policy)
+        rows.append(
+            {
+                "photo_id": photo.id,
+                "captured_at": captured.isoformat(),
+                "offset_known": bool(photo.exif.get("captured_at_offset_known", False)),
+                "hours_before_delivery": round(lead, 2),
+                "tolerance_hours": round(tolerance, 2),
+            }
+        )
+    if not rows:
+        return _signal("captured_before_delivery", False, None, None, photos=[])
+    worst = max(rows, key=lambda r: r["hours_before_delivery"] - r["tolerance_hours"])
+    early = [r for r in rows if r["hours_before_delivery"] > r["tolerance_hours"]]
+    return _signal(
+        "captured_before_delivery",
+        early,
+        worst["hours_before_delivery"],
+        worst["tolerance_hours"],
+        photos=rows,
+        early_photos=[r["photo_id"] for r in early],
+    )
+
+
+def editing_program(software: str | None, programs: tuple[str, ...]) -> str | None:
+    """The configured editing program named in an EXIF Software tag, if any."""
+    if not software:
+        return None
+    text = software.casefold()
+    return next((name for name in programs if name.casefold() in text), None)
+
+
+def edited_photo(ctx: ClaimContext) -> Signal:
+    edited = []
+    for photo in ctx.photos:
+        software = (photo.exif or {}).get("software")
+        program = editing_program(software, ctx.policy.editing_software)
+        if program:
+            edited.append({"photo_id": photo.id, "software": software, "program": program})
+    return _signal("edited_photo", edited, len(edited), 0, photos=edited)
 
 
 SignalCheck = Callable[[ClaimContext], Signal | list[Signal]]
@@ -210,7 +454,14 @@ CHECKS: list[SignalCheck] = [
     produce_match,
     claim_window,
     amount_cap,
+    trust,
     claim_frequency,
+    paid_amount,
+    claim_rate,
+    pickup_point,
+    photo_reuse,
+    captured_before_delivery,
+    edited_photo,
 ]
 
 

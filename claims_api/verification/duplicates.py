@@ -1,0 +1,210 @@
+"""Reused and near-duplicate photos (issue 4, signal 1).
+
+For every photo of a claim: one indexed query over ``photo_hashes`` finds the stored windows
+that share a pHash band with any of the photo's 8 rotation/flip query hashes
+(``WHERE band0 IN (...) OR band1 IN (...) OR ...``); the exact pHash + dHash distances are
+then checked in Python (:func:`claims_api.photos.hashing.is_match`) and, on top of the
+per-hash thresholds, the summed distance must stay within the policy's
+``duplicate_max_distance`` (near the per-hash thresholds, plain web photos of one produce on a
+white background start to collide). Byte-identical uploads (``original_sha256``) are found
+with one more query for the whole claim.
+
+A match is then classified:
+
+* another customer's photo -> ``other_customer`` (strong: someone else's photo);
+* the customer's own photo (or the very same upload) on another claim -> ``own_other_claim``;
+* the customer's own photo on no other claim (a retake or re-upload for this claim) -> fine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from claims_api.claims.models import ClaimPhoto
+from claims_api.photos import hashing
+from claims_api.photos.hashing import HashPair, PhotoHashes
+from claims_api.photos.models import Photo, PhotoHash
+
+ReuseKind = Literal["own_other_claim", "other_customer"]
+_BAND_COLUMNS = (PhotoHash.band0, PhotoHash.band1, PhotoHash.band2, PhotoHash.band3)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A stored photo that repeats a claim photo."""
+
+    photo_id: str  # the claim's photo
+    matched_photo_id: str
+    distance: int  # pHash + dHash Hamming distance of the closest pair; 0 for byte-identical
+    exact: bool  # the uploaded bytes were identical
+
+
+@dataclass(frozen=True)
+class PhotoReuse:
+    """A match that matters: the photo was used on another claim or by another customer."""
+
+    photo_id: str
+    matched_photo_id: str
+    matched_customer_id: str
+    kind: ReuseKind
+    distance: int
+    exact: bool
+    claim_ids: tuple[str, ...]  # other claims the matched photo is attached to
+
+    def to_dict(self) -> dict:
+        return {
+            "photo_id": self.photo_id,
+            "matched_photo_id": self.matched_photo_id,
+            "matched_customer_id": self.matched_customer_id,
+            "distance": self.distance,
+            "exact": self.exact,
+            "claim_ids": list(self.claim_ids),
+        }
+
+
+def query_pairs(photo: Photo) -> list[HashPair]:
+    """The photo's 8 rotation/flip query hashes, stored at upload; photos stored before they
+    were kept fall back to the upright whole-image hash."""
+    hashes = photo.hashes or {}
+    if hashes.get("queries"):
+        return [HashPair(int(p, 16), int(d, 16)) for p, d in hashes["queries"]]
+    if hashes.get("windows"):
+        return [PhotoHashes.from_dict(hashes).whole]
+    return []
+
+
+def candidate_windows(
+    session: Session, photo_id: str, queries: Sequence[HashPair]
+) -> dict[str, list[HashPair]]:
+    """Stored windows sharing a pHash band with any query hash (one indexed query), grouped
+    by photo; the photo itself is left out."""
+    band_sets, _ = hashing.query_band_values(queries)
+    pairs = zip(_BAND_COLUMNS, band_sets, strict=True)
+    condition = or_(*(column.in_(sorted(values)) for column, values in pairs))
+    rows = session.execute(
+        select(PhotoHash.photo_id, PhotoHash.phash, PhotoHash.dhash).where(
+            condition, PhotoHash.photo_id != photo_id
+        )
+    )
+    windows: dict[str, list[HashPair]] = defaultdict(list)
+    for matched_id, phash, dhash in rows:
+        windows[matched_id].append(
+            HashPair(hashing.from_signed64(phash), hashing.from_signed64(dhash))
+        )
+    return windows
+
+
+def near_duplicates(session: Session, photo: Photo, max_distance: int) -> list[Match]:
+    queries = query_pairs(photo)
+    if not queries:
+        return []
+    matches = []
+    for matched_id, windows in candidate_windows(session, photo.id, queries).items():
+        matched, distance = hashing.is_match(PhotoHashes(tuple(windows)), queries)
+        if matched and distance <= max_distance:
+            matches.append(Match(photo.id, matched_id, distance, exact=False))
+    return matches
+
+
+def exact_duplicates(session: Session, photos: Sequence[Photo]) -> list[Match]:
+    """Other photos uploaded from byte-identical files (one query for the claim)."""
+    by_sha: dict[str, list[str]] = defaultdict(list)
+    for photo in photos:
+        by_sha[photo.original_sha256].append(photo.id)
+    own_ids = [p.id for p in photos]
+    rows = session.execute(
+        select(Photo.id, Photo.original_sha256).where(
+            Photo.original_sha256.in_(list(by_sha)), Photo.id.not_in(own_ids)
+        )
+    )
+    return [
+        Match(photo_id, matched_id, 0, exact=True)
+        for matched_id, sha in rows
+        for photo_id in by_sha[sha]
+    ]
+
+
+def _merge(matches: Iterable[Match]) -> list[Match]:
+    """One match per (claim photo, stored photo): exact beats near, closer beats farther."""
+    best: dict[tuple[str, str], Match] = {}
+    for match in matches:
+        key = (match.photo_id, match.matched_photo_id)
+        current = best.get(key)
+        if current is None or (match.exact, -match.distance) > (current.exact, -current.distance):
+            best[key] = match
+    return list(best.values())
+
+
+def _owners(session: Session, photo_ids: set[str]) -> dict[str, str]:
+    """Owner of each photo that still exists (erased photos are forgotten)."""
+    if not photo_ids:
+        return {}
+    rows = session.execute(
+        select(Photo.id, Photo.customer_id).where(
+            Photo.id.in_(sorted(photo_ids)), Photo.erased_at.is_(None)
+        )
+    )
+    return {photo_id: owner for photo_id, owner in rows}
+
+
+def _other_claims(session: Session, photo_ids: set[str], claim_id: str) -> dict[str, set[str]]:
+    if not photo_ids:
+        return {}
+    rows = session.execute(
+        select(ClaimPhoto.photo_id, ClaimPhoto.claim_id).where(
+            ClaimPhoto.photo_id.in_(sorted(photo_ids)), ClaimPhoto.claim_id != claim_id
+        )
+    )
+    claims: dict[str, set[str]] = defaultdict(set)
+    for photo_id, other_claim in rows:
+        claims[photo_id].add(other_claim)
+    return claims
+
+
+def find_reuse(
+    session: Session,
+    claim_id: str,
+    customer_id: str,
+    photos: Sequence[Photo],
+    max_distance: int,
+) -> list[PhotoReuse]:
+    """Every reuse of the claim's photos, strongest first."""
+    if not photos:
+        return []
+    found = [m for photo in photos for m in near_duplicates(session, photo, max_distance)]
+    # The very same upload attached to another claim counts like a copy of it.
+    found += [Match(p.id, p.id, 0, exact=True) for p in photos]
+    matches = _merge([*found, *exact_duplicates(session, photos)])
+    ids = {m.matched_photo_id for m in matches}
+    owners = _owners(session, ids)
+    other_claims = _other_claims(session, ids, claim_id)
+    reuses = []
+    for match in matches:
+        owner = owners.get(match.matched_photo_id)
+        claims = tuple(sorted(other_claims.get(match.matched_photo_id, ())))
+        if owner is None:
+            continue
+        if owner != customer_id:
+            kind: ReuseKind = "other_customer"
+        elif claims:
+            kind = "own_other_claim"
+        else:
+            continue  # the customer's own re-upload, on no other claim: fine
+        reuses.append(
+            PhotoReuse(
+                photo_id=match.photo_id,
+                matched_photo_id=match.matched_photo_id,
+                matched_customer_id=owner,
+                kind=kind,
+                distance=match.distance,
+                exact=match.exact,
+                claim_ids=claims,
+            )
+        )
+    return sorted(reuses, key=lambda r: (r.kind != "other_customer", r.distance, r.photo_id))
