@@ -23,6 +23,7 @@ from claims_api.profiles import service as profiles_service
 from claims_api.profiles.router import router as profiles_router
 from claims_api.review import service as review_service
 from claims_api.review.router import router as review_router
+from claims_api.web.router import install as install_workbench
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         profiles_router,
     ):
         app.include_router(router)
+    install_workbench(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:

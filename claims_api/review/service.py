@@ -4,9 +4,10 @@ and a decision re-checks holder and expiry in its own transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from claims_api.audit import service as audit
@@ -84,8 +85,11 @@ def _item(claim: Claim, produce: str, reasons: list[str], now: datetime) -> Queu
     )
 
 
-def lease_next(session: Session, reviewer: Principal, lease_seconds: int) -> Claim | None:
-    """The reviewer's current lease if they hold one, else the most urgent free claim."""
+def lease_next(
+    session: Session, reviewer: Principal, lease_seconds: int, exclude: Collection[str] = ()
+) -> Claim | None:
+    """The reviewer's current lease if they hold one, else the most urgent free claim
+    (``exclude``: claims the reviewer just skipped)."""
     now = utcnow()
     held = session.scalar(
         select(Claim)
@@ -101,6 +105,7 @@ def lease_next(session: Session, reviewer: Principal, lease_seconds: int) -> Cla
         .where(
             Claim.status == Status.IN_REVIEW,
             _free(now),
+            Claim.id.not_in(list(exclude)) if exclude else true(),
             # an appeal goes to a reviewer other than the one who rejected it
             or_(
                 Claim.appealed.is_(False),

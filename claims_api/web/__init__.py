@@ -1,0 +1,1 @@
+"""The reviewer workbench: server-rendered pages for working the manual-review queue."""

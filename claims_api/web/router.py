@@ -1,0 +1,421 @@
+"""The reviewer workbench's pages and the small JSON endpoints its JavaScript calls.
+
+Authentication is a signed session cookie (``web/session.py``); every POST carries the
+session's CSRF token, as a form field or an ``X-CSRF-Token`` header."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from claims_api.auth import service as auth
+from claims_api.container import Container
+from claims_api.errors import ApiError
+from claims_api.photos import service as photos
+from claims_api.review import service as review
+from claims_api.review.stats import reviewer_stats
+from claims_api.web import filters, service
+from claims_api.web.heatmap import BadCam, heatmap_png
+from claims_api.web.session import (
+    LANG_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    WebUser,
+    csrf_matches,
+    decode_session,
+    encode_session,
+    load_user,
+    new_csrf_token,
+)
+from claims_api.web.text import customer_message, locale_for, sentence, translator
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters.update(
+    money=filters.money, when=filters.when, pct=filters.pct, fmt=filters.fmt
+)
+templates.env.globals.update(duration=filters.duration)
+router = APIRouter(prefix="/web", include_in_schema=False)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def install(app: FastAPI) -> None:
+    """Adds the workbench to the app: the pages and the static files."""
+    app.include_router(router)
+    app.mount("/web/static", StaticFiles(directory=str(HERE / "static")), name="web_static")
+
+
+# ---------------------------------------------------------------- request helpers
+
+
+def _container(request: Request) -> Container:
+    return request.app.state.container
+
+
+def _locale(request: Request) -> str:
+    return locale_for(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def _current_user(request: Request) -> WebUser | None:
+    container = _container(request)
+    claims = decode_session(container.secret, request.cookies.get(SESSION_COOKIE))
+    if claims is None:
+        return None
+    with container.db.read_session() as session:
+        return load_user(session, claims)
+
+
+def page_user(request: Request) -> WebUser:
+    """A signed-in reviewer, or a redirect to the sign-in page."""
+    user = _current_user(request)
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = f"/web/login?next={quote(target)}"
+        raise HTTPException(303, "sign in", headers={"Location": login})
+    return user
+
+
+def api_user(request: Request) -> WebUser:
+    user = _current_user(request)
+    if user is None:
+        raise ApiError(401, "unauthorized", "Sign in to the workbench first.")
+    return user
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return {}
+    form = await request.form(max_files=0, max_fields=50)
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+PageUser = Annotated[WebUser, Depends(page_user)]
+ApiUser = Annotated[WebUser, Depends(api_user)]
+Form = Annotated[dict[str, str], Depends(form_data)]
+
+
+def _require_csrf(request: Request, user: WebUser, form: dict[str, str]) -> None:
+    sent = form.get("csrf") or request.headers.get("x-csrf-token")
+    if not csrf_matches(user.csrf, sent):
+        raise ApiError(403, "csrf", "The security token is missing or wrong; reload the page.")
+
+
+def _render(
+    request: Request, name: str, user: WebUser | None, status: int = 200, **context: Any
+) -> Response:
+    locale = _locale(request)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {
+            "t": translator(locale),
+            "sentence": partial(sentence, locale),
+            "locale": locale,
+            "user": user,
+            **context,
+        },
+        status_code=status,
+        headers=SECURITY_HEADERS,
+    )
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/web/") and not target.startswith("//"):
+        return target
+    return "/web/queue"
+
+
+def _after_lease(claim_id: str | None, notice: str) -> RedirectResponse:
+    return _redirect(f"/web/claims/{claim_id}" if claim_id else f"/web/queue?notice={notice}")
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+@router.get("")
+@router.get("/")
+def home() -> RedirectResponse:
+    return _redirect("/web/queue")
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None, error: str | None = None) -> Response:
+    token = new_csrf_token()
+    response = _render(request, "login.html", None, login_csrf=token, next=_safe_next(next))
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/web/login",
+        max_age=3600,
+    )
+    return response
+
+
+@router.post("/login")
+def login(request: Request, form: Form) -> Response:
+    container = _container(request)
+    target = _safe_next(form.get("next"))
+    if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
+        return _login_failed(request, "login.expired", target, 403)
+    username, password = form.get("username", "")[:100], form.get("password", "")[:200]
+    with container.db.read_session() as session:
+        reviewer = auth.authenticate_reviewer(session, username, password) if username else None
+    if reviewer is None:
+        return _login_failed(request, "login.failed", target, 401)
+    ttl = container.settings.reviewer_token_ttl_seconds
+    response = _redirect(target)
+    response.set_cookie(
+        SESSION_COOKIE,
+        encode_session(container.secret, reviewer, ttl),
+        max_age=ttl,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/web",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/web/login")
+    return response
+
+
+def _login_failed(request: Request, message: str, target: str, status: int) -> Response:
+    token = new_csrf_token()
+    response = _render(
+        request, "login.html", None, status, login_csrf=token, next=target, error=message
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/web/login"
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, user: PageUser, form: Form) -> Response:
+    _require_csrf(request, user, form)
+    response = _redirect("/web/login")
+    response.delete_cookie(SESSION_COOKIE, path="/web")
+    return response
+
+
+@router.get("/lang")
+def switch_language(to: str = "en", back: str | None = None) -> RedirectResponse:
+    response = _redirect(_safe_next(back))
+    response.set_cookie(
+        LANG_COOKIE, "zh" if to == "zh" else "en", max_age=365 * 86400, samesite="strict"
+    )
+    return response
+
+
+# ---------------------------------------------------------------- queue and work mode
+
+
+@router.get("/queue")
+def queue_page(
+    request: Request,
+    user: PageUser,
+    produce: str | None = None,
+    reason: str | None = None,
+    min_amount: str | None = None,
+    max_amount: str | None = None,
+    notice: str | None = None,
+) -> Response:
+    try:
+        filters = service.QueueFilters(
+            produce=(produce or "")[:50] or None,
+            reason=(reason or "")[:60] or None,
+            min_cents=service.yuan_to_cents(min_amount),
+            max_cents=service.yuan_to_cents(max_amount),
+        )
+    except service.FormError as exc:
+        return _render(request, "error.html", user, 422, code=exc.code)
+    with _container(request).db.read_session() as session:
+        view = service.queue_view(session, filters)
+    return _render(
+        request,
+        "queue.html",
+        user,
+        view=view,
+        filters=filters,
+        raw={"min_amount": min_amount or "", "max_amount": max_amount or ""},
+        notice=notice if notice in ("empty", "done") else None,
+    )
+
+
+@router.post("/next")
+def next_claim(request: Request, user: PageUser, form: Form) -> Response:
+    _require_csrf(request, user, form)
+    container = _container(request)
+    with container.db.session() as session:
+        claim = review.lease_next(session, user.principal, container.settings.review_lease_seconds)
+        claim_id = claim.id if claim else None
+    return _after_lease(claim_id, "empty")
+
+
+@router.get("/claims/{claim_id}")
+def claim_page(request: Request, claim_id: str, user: PageUser) -> Response:
+    return _claim_response(request, user, claim_id)
+
+
+def _claim_response(
+    request: Request, user: WebUser, claim_id: str, error: str | None = None, status: int = 200
+) -> Response:
+    locale = _locale(request)
+    try:
+        with _container(request).db.read_session() as session:
+            view = service.claim_view(session, claim_id[:40], user.id)
+    except ApiError:
+        return _render(request, "error.html", user, 404, code="not_found")
+    defaults = {
+        "reject": customer_message("not_spoiled", locale),
+        "request_photos": customer_message("more_photos_needed", locale),
+    }
+    return _render(
+        request,
+        "claim.html",
+        user,
+        status,
+        view=view,
+        error=error,
+        defaults=defaults,
+        reasons={a: service.reason_options(a) for a in service.ACTIONS},
+        labels=service.LABELS,
+        customer_messages={
+            code: customer_message(code, locale)
+            for a in service.ACTIONS
+            for code in service.reason_options(a)
+        },
+    )
+
+
+@router.post("/claims/{claim_id}/decision")
+def decide(request: Request, claim_id: str, user: PageUser, form: Form) -> Response:
+    _require_csrf(request, user, form)
+    container = _container(request)
+    try:
+        with container.db.session() as session:
+            nxt = service.decide_and_next(
+                session,
+                user.principal,
+                claim_id,
+                form,
+                _locale(request),
+                container.settings.review_lease_seconds,
+            )
+            next_id = nxt.id if nxt else None
+    except ApiError as exc:
+        return _claim_response(request, user, claim_id, error=exc.code, status=exc.status)
+    return _after_lease(next_id, "done")
+
+
+@router.post("/claims/{claim_id}/skip")
+def skip(request: Request, claim_id: str, user: PageUser, form: Form) -> Response:
+    _require_csrf(request, user, form)
+    container = _container(request)
+    try:
+        with container.db.session() as session:
+            nxt = service.skip_and_next(
+                session, user.principal, claim_id, container.settings.review_lease_seconds
+            )
+            next_id = nxt.id if nxt else None
+    except ApiError as exc:
+        return _claim_response(request, user, claim_id, error=exc.code, status=exc.status)
+    return _after_lease(next_id, "empty")
+
+
+@router.post("/claims/{claim_id}/heartbeat")
+def heartbeat(request: Request, claim_id: str, user: ApiUser, form: Form) -> JSONResponse:
+    _require_csrf(request, user, form)
+    container = _container(request)
+    with container.db.session() as session:
+        claim = review.heartbeat(
+            session, user.principal, claim_id, container.settings.review_lease_seconds
+        )
+        expires = claim.lease_expires_at
+    return JSONResponse({"claim_id": claim_id, "lease_expires_at": expires.isoformat()})
+
+
+@router.post("/claims/{claim_id}/release")
+def release(request: Request, claim_id: str, user: ApiUser, form: Form) -> Response:
+    _require_csrf(request, user, form)
+    with _container(request).db.session() as session:
+        review.release(session, user.principal, claim_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- photos
+
+
+@router.post("/photos/{photo_id}/label")
+def label(request: Request, photo_id: str, user: ApiUser, form: Form) -> JSONResponse:
+    _require_csrf(request, user, form)
+    condition, produce = service.label_from_form(form)
+    with _container(request).db.session() as session:
+        review.label_photo(session, user.principal, photo_id, condition, produce)
+    return JSONResponse({"photo_id": photo_id, "condition": condition, "produce": produce})
+
+
+@router.get("/photos/{photo_id}")
+def photo_content(request: Request, photo_id: str, user: ApiUser) -> Response:
+    """The stored copy; every view is logged (photos hold personal data)."""
+    container = _container(request)
+    with container.db.session() as session:
+        photo = photos.get_visible_photo(session, user.principal, photo_id)
+        photos.log_view(session, user.principal, photo, "review")
+        key = photo.storage_key
+    return Response(
+        container.storage.get(key),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/photos/{photo_id}/heatmap.png")
+def photo_heatmap(request: Request, photo_id: str, user: ApiUser) -> Response:
+    with _container(request).db.session() as session:
+        photo = photos.get_visible_photo(session, user.principal, photo_id)
+        cam = (photo.scores or {}).get("cam")
+        if not cam:
+            raise ApiError(404, "no_heatmap", "The model left no heat map for this photo.")
+        try:
+            data = heatmap_png(cam, photo.width, photo.height)
+        except BadCam as exc:
+            raise ApiError(404, "no_heatmap", str(exc)) from exc
+        photos.log_view(session, user.principal, photo, "review", with_heatmap=True)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+# ---------------------------------------------------------------- admin
+
+
+@router.get("/admin")
+def admin_page(request: Request, user: PageUser, days: int = 7) -> Response:
+    if not user.is_admin:
+        return _render(request, "error.html", user, 403, code="forbidden")
+    days = min(max(days, 1), 365)
+    with _container(request).db.read_session() as session:
+        stats = reviewer_stats(session, days)
+    return _render(request, "admin.html", user, stats=stats, days=days)

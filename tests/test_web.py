@@ -1,0 +1,358 @@
+"""The reviewer workbench through its HTML forms (TestClient): sign-in, CSRF, the queue,
+decisions, photo-view logging, the heat map and the admin statistics."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from claims_api.auth.service import create_reviewer
+from claims_api.claims.models import Claim
+from claims_api.compensation.models import LedgerPosting
+from claims_api.db import utcnow
+from claims_api.photos.models import PhotoView
+from claims_api.review.models import PhotoLabel, ReviewDecision
+from claims_api.review.stats import is_overturn
+from claims_api.web.heatmap import heatmap_png
+from claims_api.web.service import yuan_to_cents
+from claims_api.web.text import catalogue_keys
+
+PASSWORD = "correct-horse-1"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def client(client):
+    """The shared TestClient, not following redirects: the tests check where they go."""
+    client.follow_redirects = False
+    return client
+
+
+def make_reviewer(container, username: str, role: str = "reviewer") -> str:
+    with container.db.session() as session:
+        return create_reviewer(session, username, PASSWORD, role).id
+
+
+def login(client, username: str, password: str = PASSWORD, next_url: str = "/web/queue"):
+    page = client.get("/web/login")
+    assert page.status_code == 200
+    token = LOGIN_CSRF.search(page.text).group(1)
+    return client.post(
+        "/web/login",
+        data={"username": username, "password": password, "csrf": token, "next": next_url},
+        follow_redirects=False,
+    )
+
+
+def signed_in(client, container, username: str = "ana", role: str = "reviewer") -> str:
+    make_reviewer(container, username, role)
+    response = login(client, username)
+    assert response.status_code == 303, response.text
+    return csrf_of(client)
+
+
+def csrf_of(client) -> str:
+    return CSRF_META.search(client.get("/web/queue").text).group(1)
+
+
+def manual_claim(api, order_id: str, seed: int, price: int = 300) -> str:
+    customer = api.customer()
+    api.put_order(order_id, unit_price_cents=price)
+    photo = api.upload_fruit(customer, rotten=False, seed=seed)
+    body = api.claim(customer, [photo], order_id=order_id).json()
+    assert body["status"] == "in_review", body
+    return body["id"]
+
+
+def location(response) -> str:
+    assert response.status_code == 303, (response.status_code, response.text[:300])
+    return response.headers["location"]
+
+
+def test_pages_need_a_session_and_login_works(client, container):
+    response = client.get("/web/queue", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/web/login?next=/web/queue")
+    make_reviewer(container, "ana")
+
+    assert login(client, "ana", "wrong-password").status_code == 401
+    assert login(client, "nobody").status_code == 401
+    ok = login(client, "ana")
+    assert location(ok) == "/web/queue"
+    cookie = ok.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    page = client.get("/web/queue")
+    assert page.status_code == 200 and "ana" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_open_redirect_after_login_is_refused(client, container):
+    make_reviewer(container, "ana")
+    assert location(login(client, "ana", next_url="https://evil.example/")) == "/web/queue"
+
+
+def test_login_form_needs_its_csrf_token(client, container):
+    make_reviewer(container, "ana")
+    client.get("/web/login")
+    response = client.post(
+        "/web/login", data={"username": "ana", "password": PASSWORD, "csrf": "forged"}
+    )
+    assert response.status_code == 403
+    assert "fc_session" not in response.headers.get("set-cookie", "")
+
+
+def test_posts_without_the_session_csrf_token_are_rejected(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    token = signed_in(client, container)
+    for url in ("/web/next", "/web/logout", f"/web/claims/{claim_id}/decision"):
+        assert client.post(url, data={}).status_code == 403
+        assert client.post(url, data={"csrf": token + "x"}).status_code == 403
+    assert client.post(f"/web/claims/{claim_id}/heartbeat").status_code == 403
+    with container.db.read_session() as session:
+        assert session.get(Claim, claim_id).lease_holder is None
+    # a token from another session does not work either
+    other = signed_in(client, container, "bo")
+    assert other != token
+
+
+def test_logout_ends_the_session(client, container):
+    token = signed_in(client, container)
+    assert location(client.post("/web/logout", data={"csrf": token})) == "/web/login"
+    assert client.get("/web/queue", follow_redirects=False).status_code == 303
+
+
+def test_queue_lists_claims_by_sla_with_counts_filters_and_holders(client, container, api):
+    first = manual_claim(api, "ord-a", 1, price=300)
+    second = manual_claim(api, "ord-b", 2, price=900)
+    with container.db.session() as session:
+        session.execute(
+            update(Claim).where(Claim.id == second).values(sla_deadline=utcnow() - timedelta(1))
+        )
+    token = signed_in(client, container, "ana")
+    page = client.get("/web/queue").text
+    assert page.index(second) < page.index(first)
+    assert 'data-count="waiting">2<' in page and 'data-count="overdue">1<' in page
+    assert "data-deadline=" in page and "¥18.00" in page
+
+    claim_page = location(client.post("/web/next", data={"csrf": token}))
+    assert claim_page == f"/web/claims/{second}"
+    page = client.get("/web/queue").text
+    assert 'data-count="leased">1<' in page and "ana · 1" in page
+
+    filtered = client.get("/web/queue", params={"min_amount": "10"}).text
+    assert second in filtered and first not in filtered
+    by_reason = client.get("/web/queue", params={"reason": "claim_window"}).text
+    assert first not in by_reason and second not in by_reason
+    assert client.get("/web/queue", params={"max_amount": "abc"}).status_code == 422
+
+
+def test_three_decisions_through_the_forms_are_audited(client, container, api):
+    ids = [manual_claim(api, f"ord-{i}", i) for i in range(3)]
+    token = signed_in(client, container)
+    current = location(client.post("/web/next", data={"csrf": token})).rsplit("/", 1)[1]
+    assert current in ids
+    page = client.get(f"/web/claims/{current}").text
+    assert "model_not_confident" in page and "tiny-test-1" in page and "¥6.00" in page
+
+    seen = {"csrf": token, "heatmap_shown": "1", "photos_shown": "p1"}
+    approve = {**seen, "action": "approve", "reason_code": "spoiled_confirmed"}
+    second = location(client.post(f"/web/claims/{current}/decision", data=approve))
+    second_id = second.rsplit("/", 1)[1]
+    assert second_id != current
+
+    part = {**seen, "action": "part", "reason_code": "partly_spoiled", "amount": "3.00"}
+    third_id = location(client.post(f"{second}/decision", data=part)).rsplit("/", 1)[1]
+
+    no_message = {"csrf": token, "action": "reject", "reason_code": "not_spoiled", "message": ""}
+    refused = client.post(f"/web/claims/{third_id}/decision", data=no_message)
+    assert refused.status_code == 422 and "Tell the customer" in refused.text
+    reject = {**no_message, "message": "The apples look fine in the photo."}
+    done = client.post(f"/web/claims/{third_id}/decision", data=reject, follow_redirects=False)
+    assert location(done) == "/web/queue?notice=done"
+
+    with container.db.read_session() as session:
+        decisions = session.scalars(select(ReviewDecision).order_by(ReviewDecision.id)).all()
+        assert [d.outcome for d in decisions] == ["approve", "approve", "reject"]
+        assert [d.claim_id for d in decisions] == [current, second_id, third_id]
+        assert decisions[0].seen["via"] == "workbench"
+        assert decisions[0].seen["heatmap_shown"] is True
+        assert decisions[2].seen["heatmap_shown"] is False
+        assert decisions[0].seen["model_version"] == "tiny-test-1"
+        assert "model_not_confident" in decisions[0].seen["signal_codes"]
+        assert decisions[0].leased_at is not None
+        assert decisions[2].message == "The apples look fine in the photo."
+        paid = sorted(session.scalars(select(LedgerPosting.amount_cents)).all())
+        assert paid == [300, 600]
+        statuses = {c.id: c.status for c in session.scalars(select(Claim))}
+        assert statuses == {current: "paid", second_id: "paid", third_id: "rejected"}
+
+
+def test_bad_decision_forms_are_4xx(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    token = signed_in(client, container)
+    client.post("/web/next", data={"csrf": token})
+    url = f"/web/claims/{claim_id}/decision"
+    cases = [
+        ({"action": "explode", "reason_code": "other"}, 422),
+        ({"action": "part", "reason_code": "partly_spoiled", "amount": "abc"}, 422),
+        ({"action": "part", "reason_code": "partly_spoiled", "amount": "1.001"}, 422),
+        ({"action": "part", "reason_code": "partly_spoiled", "amount": "-3"}, 422),
+        ({"action": "part", "reason_code": "partly_spoiled", "amount": "99.00"}, 422),
+        ({"action": "approve", "reason_code": "not_a_reason"}, 422),
+        ({"action": "reject", "reason_code": "spoiled_confirmed", "message": "x"}, 422),
+    ]
+    for form, status in cases:
+        response = client.post(url, data={"csrf": token, **form})
+        assert response.status_code == status, (form, response.status_code)
+    assert client.get("/web/claims/clm_nope").status_code == 404
+    assert client.post("/web/claims/clm_nope/decision", data={"csrf": token}).status_code == 404
+    with container.db.read_session() as session:
+        assert session.get(Claim, claim_id).status == "in_review"
+        assert session.scalar(select(ReviewDecision)) is None
+
+
+def test_a_reviewer_cannot_decide_a_claim_leased_by_another(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    ana = signed_in(client, container, "ana")
+    assert location(client.post("/web/next", data={"csrf": ana})) == f"/web/claims/{claim_id}"
+    bo = signed_in(client, container, "bo")
+    page = client.get(f"/web/claims/{claim_id}")
+    assert "leased by ana" in page.text and 'data-decision="approve"' not in page.text
+    form = {"csrf": bo, "action": "approve", "reason_code": "spoiled_confirmed"}
+    response = client.post(f"/web/claims/{claim_id}/decision", data=form)
+    assert response.status_code == 409 and "do not hold the lease" in response.text
+    assert client.post(f"/web/claims/{claim_id}/release", data={"csrf": bo}).status_code == 409
+    # bo's "next" finds nothing free
+    assert location(client.post("/web/next", data={"csrf": bo})) == "/web/queue?notice=empty"
+    with container.db.read_session() as session:
+        claim = session.get(Claim, claim_id)
+        assert claim.status == "in_review" and session.scalar(select(ReviewDecision)) is None
+
+
+def test_skip_heartbeat_and_release(client, container, api):
+    first = manual_claim(api, "ord-a", 1)
+    second = manual_claim(api, "ord-b", 2)
+    token = signed_in(client, container)
+    leased = location(client.post("/web/next", data={"csrf": token})).rsplit("/", 1)[1]
+    assert leased == first
+    beat = client.post(f"/web/claims/{first}/heartbeat", headers={"X-CSRF-Token": token})
+    assert beat.status_code == 200 and beat.json()["lease_expires_at"]
+
+    skipped = location(client.post(f"/web/claims/{first}/skip", data={"csrf": token}))
+    assert skipped == f"/web/claims/{second}"
+    with container.db.read_session() as session:
+        assert session.get(Claim, first).lease_holder is None
+    released = client.post(f"/web/claims/{second}/release", data={"csrf": token})
+    assert released.status_code == 204
+    gone = client.post(f"/web/claims/{second}/heartbeat", headers={"X-CSRF-Token": token})
+    assert gone.status_code == 409
+    with container.db.read_session() as session:
+        assert session.get(Claim, second).lease_holder is None
+
+
+def test_expired_lease_returns_to_the_queue(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    token = signed_in(client, container, "ana")
+    client.post("/web/next", data={"csrf": token})
+    with container.db.session() as session:
+        session.execute(
+            update(Claim)
+            .where(Claim.id == claim_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    bo = signed_in(client, container, "bo")
+    assert location(client.post("/web/next", data={"csrf": bo})) == f"/web/claims/{claim_id}"
+
+
+def test_photo_views_are_logged_and_the_heat_map_is_a_png(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    with container.db.read_session() as session:
+        photo_id = session.get(Claim, claim_id).photo_ids[0]
+    signed_in(client, container)
+    assert client.get(f"/web/claims/{claim_id}").status_code == 200
+
+    image = client.get(f"/web/photos/{photo_id}")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    heat = client.get(f"/web/photos/{photo_id}/heatmap.png")
+    assert heat.status_code == 200 and heat.headers["content-type"] == "image/png"
+    assert heat.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert client.get("/web/photos/pho_nope").status_code == 404
+    assert client.get("/web/photos/pho_nope/heatmap.png").status_code == 404
+    with container.db.read_session() as session:
+        views = session.scalars(select(PhotoView).order_by(PhotoView.id)).all()
+        assert [(v.photo_id, v.with_heatmap) for v in views] == [
+            (photo_id, False),
+            (photo_id, True),
+        ]
+    client.cookies.clear()
+    assert client.get(f"/web/photos/{photo_id}").status_code == 401
+
+
+def test_photo_labels(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    with container.db.read_session() as session:
+        photo_id = session.get(Claim, claim_id).photo_ids[0]
+    token = signed_in(client, container)
+    url = f"/web/photos/{photo_id}/label"
+    ok = client.post(url, data={"csrf": token, "condition": "fresh", "produce": "pear"})
+    assert ok.status_code == 200
+    assert client.post(url, data={"csrf": token, "condition": "mouldy"}).status_code == 422
+    assert client.post(url, data={"csrf": token, "condition": "x' OR 1"}).status_code == 422
+    missing = client.post("/web/photos/pho_x/label", data={"csrf": token, "condition": "fresh"})
+    assert missing.status_code == 404
+    with container.db.read_session() as session:
+        label = session.scalars(select(PhotoLabel)).one()
+        assert (label.condition, label.produce) == ("fresh", "pear")
+
+
+def test_admin_page_shows_per_reviewer_statistics(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    token = signed_in(client, container, "ana")
+    client.post("/web/next", data={"csrf": token})
+    approve = {"csrf": token, "action": "approve", "reason_code": "spoiled_confirmed"}
+    client.post(f"/web/claims/{claim_id}/decision", data=approve)
+    assert client.get("/web/admin").status_code == 403
+
+    signed_in(client, container, "boss", role="admin")
+    page = client.get("/web/admin")
+    assert page.status_code == 200
+    row = re.search(r'data-reviewer="ana">(.*?)</tr>', page.text, re.S).group(1)
+    # the tiny model scores a fresh fruit under its threshold; ana approved it: an overturn
+    assert "100.0%" in row and "(1/1)" in row
+
+
+@pytest.mark.parametrize(
+    ("outcome", "p", "threshold", "expected"),
+    [
+        ("approve", 0.9, 0.8, False),
+        ("approve", 0.5, 0.8, True),
+        ("reject", 0.9, 0.8, True),
+        ("reject", 0.5, 0.8, False),
+        ("request_photos", 0.9, 0.8, None),
+        ("approve", None, 0.8, None),
+    ],
+)
+def test_overturn_definition(outcome, p, threshold, expected):
+    assert is_overturn(outcome, p, threshold) is expected
+
+
+def test_chinese_ui_from_accept_language_and_toggle(client, container):
+    signed_in(client, container)
+    page = client.get("/web/queue", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "人工审核队列" in page.text
+    toggled = client.get("/web/lang", params={"to": "en", "back": "/web/queue"})
+    assert location(toggled) == "/web/queue"
+    page = client.get("/web/queue", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert "Manual-review queue" in page.text
+    assert catalogue_keys("en") == catalogue_keys("zh")
+
+
+def test_amount_parsing_and_heatmap_rendering():
+    assert yuan_to_cents("3.5") == 350 and yuan_to_cents(" ¥1,000 ") == 100_000
+    assert yuan_to_cents("") is None
+    png = heatmap_png([[0.0, 1.0], [0.5, 0.2]], 640, 480)
+    assert png.startswith(b"\x89PNG")
