@@ -100,14 +100,23 @@ def candidate_windows(
     return windows
 
 
+def is_copy(
+    stored: Sequence[HashPair], queries: Sequence[HashPair], max_distance: int
+) -> tuple[bool, int]:
+    """Do the stored windows and the query hashes show the same picture? Both hashes within
+    hashing's thresholds AND their summed distance at most ``max_distance``."""
+    matched, distance = hashing.is_match(PhotoHashes(tuple(stored)), queries)
+    return matched and distance <= max_distance, distance
+
+
 def near_duplicates(session: Session, photo: Photo, max_distance: int) -> list[Match]:
     queries = query_pairs(photo)
     if not queries:
         return []
     matches = []
     for matched_id, windows in candidate_windows(session, photo.id, queries).items():
-        matched, distance = hashing.is_match(PhotoHashes(tuple(windows)), queries)
-        if matched and distance <= max_distance:
+        matched, distance = is_copy(windows, queries, max_distance)
+        if matched:
             matches.append(Match(photo.id, matched_id, distance, exact=False))
     return matches
 

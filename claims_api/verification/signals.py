@@ -425,12 +425,21 @@ def captured_before_delivery(ctx: ClaimContext) -> Signal:
     )
 
 
+def _readings(software: str) -> list[str]:
+    """The tag as read, plus its UTF-8 reading when EXIF's ASCII type made UTF-8 bytes
+    (美图秀秀) arrive as Latin-1 text."""
+    try:
+        return [software, software.encode("latin-1").decode("utf-8")]
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return [software]
+
+
 def editing_program(software: str | None, programs: tuple[str, ...]) -> str | None:
     """The configured editing program named in an EXIF Software tag, if any."""
     if not software:
         return None
-    text = software.casefold()
-    return next((name for name in programs if name.casefold() in text), None)
+    texts = [text.casefold() for text in _readings(software)]
+    return next((p for p in programs if any(p.casefold() in text for text in texts)), None)
 
 
 def edited_photo(ctx: ClaimContext) -> Signal:

@@ -1,0 +1,178 @@
+"""Reused and near-duplicate photos (issue 4, signal 1), with real photos from the shared
+dataset: through the HTTP API (so the indexed lookup, the classification and the policy wiring
+are proven on SQLite and PostgreSQL), and as rates over many real photos."""
+
+from __future__ import annotations
+
+import pytest
+
+from claims_api.decisions.policy import Policy
+from claims_api.photos import hashing
+from claims_api.photos.imaging import process_upload
+from claims_api.verification.duplicates import is_copy
+from tests.support.real_photos import TRANSFORMS, photo_bytes, photos_of, transformed
+
+REUSE_CODES = ("photo_reused_own", "photo_reused_other_customer")
+
+
+def _upload(api, headers, data: bytes) -> str:
+    response = api.upload(headers, data)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _claim(api, headers, photo_ids: list[str], order_id: str) -> dict:
+    response = api.claim(headers, photo_ids, order_id=order_id)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _signals(api, claim: dict) -> dict[str, dict]:
+    reviewer = api.reviewer()
+    report = api.client.get(f"/v1/claims/{claim['id']}/verification", headers=reviewer)
+    assert report.status_code == 200, report.text
+    return {s["code"]: s for s in report.json()["signals"]}
+
+
+def _reasons(claim: dict) -> list[str]:
+    return [r["code"] for r in claim["decision"]["reasons"]]
+
+
+@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
+def test_a_transformed_copy_on_another_claim_is_flagged(api, transform):
+    original = photo_bytes("apple", 3)
+    customer = api.customer()
+    api.put_order("ord-1")
+    api.put_order("ord-2")
+    first_photo = _upload(api, customer, original)
+    first = _claim(api, customer, [first_photo], "ord-1")
+    assert not any(_signals(api, first)[code]["fired"] for code in REUSE_CODES)
+
+    copy = _upload(api, customer, transformed(original, transform))
+    second = _claim(api, customer, [copy], "ord-2")
+
+    signals = _signals(api, second)
+    reused = signals["photo_reused_own"]
+    assert reused["fired"] is True, reused
+    assert (reused["value"], reused["threshold"]) == (1, 0)
+    [match] = reused["details"]["matches"]
+    assert match["photo_id"] == copy and match["matched_photo_id"] == first_photo
+    assert match["claim_ids"] == [first["id"]] and match["exact"] is False
+    assert match["distance"] <= reused["details"]["max_distance"]
+    assert signals["photo_reused_other_customer"]["fired"] is False
+    assert second["status"] == "in_review" and "photo_reused_own" in _reasons(second)
+
+
+def test_a_photo_another_customer_uploaded_is_a_strong_flag(api):
+    original = photo_bytes("banana", 5)
+    alice, bob = api.customer("cust-1"), api.customer("cust-2")
+    api.put_order("ord-bob", customer_id="cust-2", produce="banana")
+    alice_photo = _upload(api, alice, original)  # never claimed: still someone else's photo
+    exact = _upload(api, bob, original)
+    rotated = _upload(api, bob, transformed(original, "rotated_90"))
+
+    claim = _claim(api, bob, [exact, rotated], "ord-bob")
+
+    signal = _signals(api, claim)["photo_reused_other_customer"]
+    assert signal["fired"] is True and signal["value"] == 2
+    by_photo = {m["photo_id"]: m for m in signal["details"]["matches"]}
+    assert by_photo[exact]["exact"] is True and by_photo[exact]["distance"] == 0
+    assert by_photo[rotated]["exact"] is False
+    assert {m["matched_photo_id"] for m in by_photo.values()} == {alice_photo}
+    assert {m["matched_customer_id"] for m in by_photo.values()} == {"cust-1"}
+    assert "photo_reused_other_customer" in _reasons(claim)
+
+
+def test_re_uploading_a_photo_for_the_same_claim_is_fine(api):
+    original = photo_bytes("orange", 2)
+    customer = api.customer()
+    api.put_order("ord-1", produce="orange")
+    _upload(api, customer, original)  # uploaded, then retaken: on no claim
+    retake = _upload(api, customer, transformed(original, "recompressed_q50"))
+    again = _upload(api, customer, original)
+
+    claim = _claim(api, customer, [retake, again], "ord-1")
+
+    signals = _signals(api, claim)
+    for code in REUSE_CODES:
+        assert signals[code]["fired"] is False and signals[code]["value"] == 0
+    assert not set(REUSE_CODES) & set(_reasons(claim))
+
+
+def test_the_same_upload_on_a_second_claim_is_flagged(api):
+    customer = api.customer()
+    api.put_order("ord-1")
+    api.put_order("ord-2")
+    photo = _upload(api, customer, photo_bytes("apple", 7))
+    first = _claim(api, customer, [photo], "ord-1")
+
+    second = _claim(api, customer, [photo], "ord-2")
+
+    [match] = _signals(api, second)["photo_reused_own"]["details"]["matches"]
+    assert match["matched_photo_id"] == photo and match["exact"] is True
+    assert match["claim_ids"] == [first["id"]]
+
+
+def test_different_photos_of_the_same_produce_are_not_flagged(api):
+    alice, bob = api.customer("cust-1"), api.customer("cust-2")
+    apples = [p.read_bytes() for p in photos_of("apple", 13)]
+    for i, data in enumerate(apples[:6]):
+        api.put_order(f"ord-a{i}")
+        _claim(api, alice, [_upload(api, alice, data)], f"ord-a{i}")
+    for data in apples[6:12]:
+        _upload(api, bob, data)
+    api.put_order("ord-last")
+
+    claim = _claim(api, alice, [_upload(api, alice, apples[12])], "ord-last")
+
+    signals = _signals(api, claim)
+    for code in REUSE_CODES:
+        assert signals[code]["fired"] is False, signals[code]
+
+
+def _stored_and_queries(data: bytes) -> tuple[list[hashing.HashPair], list[hashing.HashPair]]:
+    processed = process_upload(data)
+    return list(processed.hashes.windows), hashing.query_hashes(processed.small_image)
+
+
+def _shares_a_band(stored: list[hashing.HashPair], queries: list[hashing.HashPair]) -> bool:
+    """Would the indexed lookup fetch this photo as a candidate?"""
+    wanted, _ = hashing.query_band_values(queries)
+    return any(
+        value in wanted[i]
+        for pair in stored
+        for i, value in enumerate(hashing.band_values(pair.phash))
+    )
+
+
+def test_true_match_rate_on_real_photos():
+    """Every transform of 30 real photos (3 kinds): found by the band lookup AND the match
+    rule in at least 90 % of cases (measured: 97-100 %)."""
+    max_distance = Policy().duplicate_max_distance
+    originals = [
+        p.read_bytes() for kind in ("apple", "banana", "orange") for p in photos_of(kind, 10)
+    ]
+    stored = [_stored_and_queries(data)[0] for data in originals]
+    rates = {}
+    for name in TRANSFORMS:
+        found = 0
+        for data, windows in zip(originals, stored, strict=True):
+            _, queries = _stored_and_queries(transformed(data, name))
+            found += is_copy(windows, queries, max_distance)[0] and _shares_a_band(windows, queries)
+        rates[name] = found / len(originals)
+    assert min(rates.values()) >= 0.9, rates
+
+
+def test_false_match_rate_on_real_photos():
+    """Different photos of the same produce kind (60 each of apple, banana, orange; every
+    ordered pair within a kind): at most 0.1 % match (measured on the whole dataset: 0.0015 %)."""
+    max_distance = Policy().duplicate_max_distance
+    pairs = matches = 0
+    for kind in ("apple", "banana", "orange"):
+        hashed = [_stored_and_queries(p.read_bytes()) for p in photos_of(kind, 60)]
+        for i, (_, queries) in enumerate(hashed):
+            for j, (windows, _) in enumerate(hashed):
+                if i != j:
+                    pairs += 1
+                    matches += is_copy(windows, queries, max_distance)[0]
+    assert matches / pairs <= 0.001, (matches, pairs)
