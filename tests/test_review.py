@@ -218,3 +218,22 @@ def test_reviewer_labels_a_photo(api, container):
         == 204
     )
     assert api.client.put(url, headers=reviewer, json={"condition": "mouldy"}).status_code == 422
+
+
+def test_queue_filters_by_reason_produce_and_amount(api):
+    customer = api.customer()
+    _manual_claim(api, customer, "ord-a", 1)
+    api.put_order("ord-old", delivered_hours_ago=24 * 30, produce="apple")
+    api.claim(customer, [api.upload_fruit(customer, rotten=True, seed=3)], order_id="ord-old")
+    reviewer = api.reviewer()
+
+    def ids(**params):
+        page = api.client.get("/v1/review/queue", headers=reviewer, params=params).json()
+        return page["total"], [i["order_id"] for i in page["items"]]
+
+    assert ids() == (2, ["ord-a", "ord-old"])
+    assert ids(reason="claim_window") == (1, ["ord-old"])
+    assert ids(reason="model_not_confident") == (1, ["ord-a"])
+    assert ids(produce="banana") == (0, [])
+    assert ids(min_cents=601) == (0, [])
+    assert ids(limit=1, offset=1) == (2, ["ord-old"])

@@ -43,6 +43,8 @@ class Claim(Base):
     approved_cents: Mapped[int | None] = mapped_column(Integer, default=None)
     decision: Mapped[dict] = mapped_column(JsonDoc, default=dict)
     verification: Mapped[dict] = mapped_column(JsonDoc, default=dict)
+    # ",code,code," of the fired reasons: lets the queue filter by reason in SQL on any backend
+    reason_codes: Mapped[str] = mapped_column(String(1000), default="")
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)

@@ -221,6 +221,7 @@ def _route(
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
     claim.decision = record
+    claim.reason_codes = "".join(f",{r['code']}" for r in decision.reasons) + ","
     if decision.route == "auto":
         claim.approved_cents = claim.requested_cents
         transition(session, claim, Status.APPROVED, SYSTEM, reason="auto_approved")

@@ -1,31 +1,32 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ProduceKind = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)
+]
 
 
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    line_id: str = Field(min_length=1, max_length=100)
-    sku: str = Field(min_length=1, max_length=100)
-    produce: str = Field(min_length=1, max_length=50, description="Produce kind, e.g. 'apple'.")
+    line_id: Identifier
+    sku: Identifier
+    produce: ProduceKind = Field(description="Produce kind as the model names it, e.g. 'apple'.")
     quantity: int = Field(ge=1, le=100_000)
     unit_price_cents: int = Field(ge=0, le=10_000_000)
-
-    @field_validator("produce")
-    @classmethod
-    def _normalise(cls, value: str) -> str:
-        return value.strip().lower()
 
 
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=100)
+    customer_id: Identifier
     delivered_at: AwareDatetime
-    pickup_point_id: str | None = Field(default=None, max_length=100)
+    pickup_point_id: Identifier | None = None
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
 
     @field_validator("lines")

@@ -10,6 +10,7 @@ from claims_api.errors import ERROR_RESPONSES
 from claims_api.review import service
 from claims_api.review.schemas import DecisionIn, Lease, PhotoLabelIn, QueuePage
 
+MAX_CENTS = 1_000_000_000_000
 router = APIRouter(prefix="/v1/review", tags=["review"], responses=ERROR_RESPONSES)
 
 
@@ -20,11 +21,11 @@ def get_queue(
     session: ReadSession,
     reviewer: ReviewerPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     produce: str | None = None,
     reason: str | None = None,
-    min_cents: Annotated[int | None, Query(ge=0)] = None,
-    max_cents: Annotated[int | None, Query(ge=0)] = None,
+    min_cents: Annotated[int | None, Query(ge=0, le=MAX_CENTS)] = None,
+    max_cents: Annotated[int | None, Query(ge=0, le=MAX_CENTS)] = None,
 ) -> QueuePage:
     return service.queue(session, limit, offset, produce, reason, min_cents, max_cents)
 

@@ -37,36 +37,36 @@ def queue(
     max_cents: int | None = None,
 ) -> QueuePage:
     now = utcnow()
-    base = (
-        select(Claim, OrderLine.produce)
-        .join(
-            OrderLine,
-            and_(OrderLine.order_id == Claim.order_id, OrderLine.line_id == Claim.line_id),
-        )
-        .where(Claim.status == Status.IN_REVIEW)
-    )
+    filters = [Claim.status == Status.IN_REVIEW]
     if produce:
-        base = base.where(OrderLine.produce == produce)
+        filters.append(OrderLine.produce == produce)
     if min_cents is not None:
-        base = base.where(Claim.requested_cents >= min_cents)
+        filters.append(Claim.requested_cents >= min_cents)
     if max_cents is not None:
-        base = base.where(Claim.requested_cents <= max_cents)
+        filters.append(Claim.requested_cents <= max_cents)
+    if reason:
+        filters.append(Claim.reason_codes.contains(f",{reason},", autoescape=True))
+    line = and_(OrderLine.order_id == Claim.order_id, OrderLine.line_id == Claim.line_id)
+    total, leased = session.execute(
+        select(func.count(), func.count().filter(Claim.lease_expires_at > now))
+        .select_from(Claim)
+        .join(OrderLine, line)
+        .where(*filters)
+    ).one()
     rows = session.execute(
-        base.order_by(Claim.sla_deadline, Claim.requested_cents.desc(), Claim.id)
+        select(Claim, OrderLine.produce)
+        .join(OrderLine, line)
+        .where(*filters)
+        .order_by(Claim.sla_deadline, Claim.requested_cents.desc(), Claim.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
-    items = []
-    for claim, line_produce in rows:
-        reasons = [r["code"] for r in (claim.decision or {}).get("reasons", [])]
-        if reason and reason not in reasons:
-            continue
-        items.append(_item(claim, line_produce, reasons, now))
-    leased = sum(
-        1 for i in items if i.lease_holder and i.lease_expires_at and i.lease_expires_at > now
-    )
-    return QueuePage(total=len(items), leased=leased, items=items[offset : offset + limit])
+    items = [_item(claim, produce_kind, now) for claim, produce_kind in rows]
+    return QueuePage(total=total, leased=leased, items=items)
 
 
-def _item(claim: Claim, produce: str, reasons: list[str], now: datetime) -> QueueItem:
+def _item(claim: Claim, produce: str, now: datetime) -> QueueItem:
+    reasons = [r["code"] for r in (claim.decision or {}).get("reasons", [])]
     active = claim.lease_expires_at is not None and claim.lease_expires_at > now
     return QueueItem(
         claim_id=claim.id,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:41:24.277186
+Create Date: 2026-11-25 09:51:08.956989
 """
 
 import sqlalchemy as sa
@@ -315,6 +315,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("reason_codes", sa.String(length=1000), nullable=False),
         sa.Column("submitted_at", claims_api.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("decided_at", claims_api.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("paid_at", claims_api.db.UtcDateTime(timezone=True), nullable=True),
