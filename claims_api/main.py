@@ -12,6 +12,7 @@ from sqlalchemy import text
 from claims_api import __version__
 from claims_api.auth.router import router as auth_router
 from claims_api.claims.router import router as claims_router
+from claims_api.compensation.router import router as compensation_router
 from claims_api.config import Settings, get_settings
 from claims_api.container import Container, build_container
 from claims_api.errors import install_error_handlers
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         orders_router,
         photos_router,
         claims_router,
+        compensation_router,
         review_router,
         profiles_router,
     ):

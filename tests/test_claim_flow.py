@@ -278,3 +278,37 @@ def test_a_slow_model_leaves_the_photo_unscored_and_the_claim_goes_to_a_person(
 
     assert body["status"] == "in_review"
     assert "model_unavailable" in [r["code"] for r in body["decision"]["reasons"]]
+
+
+def test_an_admin_reverses_a_payout_with_a_reason_and_the_ledger_nets_to_zero(api, container):
+    from claims_api.auth.service import create_api_key
+
+    api.put_order()
+    customer = api.customer()
+    claim = api.claim(customer, [api.upload_fruit(customer)]).json()
+    with container.db.session() as session:
+        _, admin_key = create_api_key(session, "admin")
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    url = f"/v1/claims/{claim['id']}/reversal"
+
+    assert (
+        api.client.post(
+            url, headers=api.shop_headers(), json={"reason": "duplicate order"}
+        ).status_code
+        == 403
+    )
+    reversed_ = api.client.post(url, headers=admin, json={"reason": "paid twice by the shop"})
+    again = api.client.post(url, headers=admin, json={"reason": "paid twice by the shop"})
+
+    assert reversed_.status_code == 200, reversed_.text
+    body = reversed_.json()
+    assert body["status"] == "reversed" and body["compensation"]["status"] == "reversed"
+    assert again.status_code == 409
+    with container.db.read_session() as session:
+        postings = session.scalars(select(LedgerPosting).order_by(LedgerPosting.created_at)).all()
+        assert [(p.kind, p.amount_cents) for p in postings] == [("payout", 600), ("reversal", 600)]
+        assert sum(e.amount_cents for e in session.scalars(select(LedgerEntry))) == 0
+        credit = [
+            e for e in session.scalars(select(LedgerEntry)) if e.account.startswith("liability")
+        ]
+        assert sum(e.amount_cents for e in credit) == 0
