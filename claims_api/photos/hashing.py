@@ -1,8 +1,8 @@
 """Perceptual hashes that find re-used photos (issue 4, signal 1).
 
-What is stored per photo (:class:`PhotoHashes`): for the whole image and for 9 sub-windows
-(85 % of each side, on a 3×3 grid) a 64-bit pHash (DCT) and a 64-bit dHash (gradient), all in
-the photo's upright orientation. The windows make a cropped copy (≤ 15 % off any side) line up
+What is stored per photo (:class:`PhotoHashes`): for the whole image and for 22 crop windows
+(:data:`WINDOWS`) a 64-bit pHash (DCT) and a 64-bit dHash (gradient), all in the photo's
+upright orientation. The windows make a cropped copy (≤ 15 % off any side) line up
 with one stored window; the two hash families fail differently, so a match needs BOTH to be
 close.
 
@@ -35,8 +35,19 @@ from PIL import Image
 HASH_BITS = 64
 BANDS = 4
 BAND_BITS = HASH_BITS // BANDS
-WINDOW_SCALES: tuple[float, ...] = (0.85,)
+Box = tuple[float, float, float, float]
+
+# Crop windows stored besides the whole image: (width share, height share, x anchor, y anchor)
+# with anchors 0 = left/top, 0.5 = centre, 1 = right/bottom. A cropped copy lines up with one
+# of them to within ~3 % (the hashes tolerate that): 10 % off two sides or a corner, 15 % off
+# a corner, 8-15 % off one side.
 _GRID = (0.0, 0.5, 1.0)
+WINDOWS: tuple[tuple[float, float, float, float], ...] = (
+    *((0.9, 0.9, fx, fy) for fy in _GRID for fx in _GRID),
+    *((0.85, 0.85, fx, fy) for fx, fy in ((0, 0), (1, 0), (0, 1), (1, 1), (0.5, 0.5))),
+    *((1.0, share, 0.5, fy) for share in (0.85, 0.92) for fy in (0.0, 1.0)),
+    *((share, 1.0, fx, 0.5) for share in (0.85, 0.92) for fx in (0.0, 1.0)),
+)
 
 # The 8 dihedral transforms, identity first. A query photo is hashed under each of them.
 # Hashes are computed with numpy exactly as imagehash.phash / imagehash.dhash compute them
@@ -56,10 +67,16 @@ DIHEDRAL: tuple[Image.Transpose | None, ...] = (
 
 @dataclass(frozen=True)
 class MatchThresholds:
-    """A stored window matches a query hash when BOTH distances are at most these."""
+    """A stored window matches a query hash when BOTH distances are at most these (and, when
+    both colour signatures are known, the colours agree: see :func:`colours_compatible`)."""
 
     phash_max: int = 10
     dhash_max: int = 10
+    # Colour signatures (mean opponent colours, see colour_signature) may differ by this much
+    # plus colour_relative × their size: ±10 % brightness/saturation and a light tint stay
+    # inside, a green apple against a red one does not.
+    colour_absolute: int = 14
+    colour_relative: float = 0.30
 
 
 MATCH_THRESHOLDS = MatchThresholds()
@@ -87,9 +104,11 @@ class HashPair:
 @dataclass(frozen=True)
 class PhotoHashes:
     """The canonical hashes stored for one photo: ``windows[0]`` is the whole image,
-    ``windows[1:]`` the crop windows (one stored row each; window index = position)."""
+    ``windows[1:]`` the crop windows (one stored row each; window index = position).
+    ``colour`` is the photo's colour signature (the hashes are greyscale), None when unknown."""
 
     windows: tuple[HashPair, ...]
+    colour: tuple[int, int] | None = None
 
     @property
     def whole(self) -> HashPair:
@@ -100,11 +119,14 @@ class PhotoHashes:
             "phash": self.whole.phash_hex,
             "dhash": self.whole.dhash_hex,
             "windows": [[w.phash_hex, w.dhash_hex] for w in self.windows],
+            "colour": list(self.colour) if self.colour is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> PhotoHashes:
-        return cls(tuple(HashPair(int(p, 16), int(d, 16)) for p, d in data["windows"]))
+        windows = tuple(HashPair(int(p, 16), int(d, 16)) for p, d in data["windows"])
+        colour = data.get("colour")
+        return cls(windows, (int(colour[0]), int(colour[1])) if colour else None)
 
 
 def _dct_matrix(size: int) -> np.ndarray:
@@ -153,9 +175,6 @@ def _pixels(grey: Image.Image, size: tuple[int, int], box) -> np.ndarray:
     return np.asarray(grey.resize(size, _LANCZOS, box=box), dtype=np.float64)
 
 
-Box = tuple[float, float, float, float]
-
-
 def hash_region(grey: Image.Image, box: Box | None = None) -> HashPair:
     """pHash + dHash of a region of a greyscale image (the whole image when ``box`` is None)."""
     return HashPair(
@@ -164,16 +183,14 @@ def hash_region(grey: Image.Image, box: Box | None = None) -> HashPair:
     )
 
 
-def crop_windows(size: tuple[int, int]) -> list[tuple[float, float, float, float]]:
-    """The crop boxes hashed besides the whole image, in a fixed order."""
+def crop_windows(size: tuple[int, int]) -> list[Box]:
+    """The crop boxes hashed besides the whole image, in :data:`WINDOWS` order."""
     width, height = size
     boxes = []
-    for scale in WINDOW_SCALES:
-        crop_w, crop_h = width * scale, height * scale
-        for fy in _GRID:
-            for fx in _GRID:
-                left, top = (width - crop_w) * fx, (height - crop_h) * fy
-                boxes.append((left, top, left + crop_w, top + crop_h))
+    for width_share, height_share, anchor_x, anchor_y in WINDOWS:
+        crop_w, crop_h = width * width_share, height * height_share
+        left, top = (width - crop_w) * anchor_x, (height - crop_h) * anchor_y
+        boxes.append((left, top, left + crop_w, top + crop_h))
     return boxes
 
 
@@ -181,7 +198,32 @@ def compute_hashes(image: Image.Image) -> PhotoHashes:
     """The stored hashes of an upright photo (pass the small decoded image)."""
     grey = _grey(image)
     boxes: list = [None, *crop_windows(grey.size)]
-    return PhotoHashes(tuple(hash_region(grey, box) for box in boxes))
+    windows = tuple(hash_region(grey, box) for box in boxes)
+    return PhotoHashes(windows, colour_signature(image))
+
+
+def colour_signature(image: Image.Image) -> tuple[int, int]:
+    """Mean red-green and yellow-blue opponent colour of the photo (rounded; each within
+    about ±180). Unchanged by rotation and flips, moved only a little by crops."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    pixels = np.asarray(rgb.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    red_green = (red - green) / np.sqrt(2.0)
+    yellow_blue = (red + green - 2.0 * blue) / np.sqrt(6.0)
+    return round(float(red_green.mean())), round(float(yellow_blue.mean()))
+
+
+def colours_compatible(
+    a: tuple[int, int] | None,
+    b: tuple[int, int] | None,
+    thresholds: MatchThresholds = MATCH_THRESHOLDS,
+) -> bool:
+    """Could these two colour signatures belong to one photo? Unknown colours never veto."""
+    if a is None or b is None:
+        return True
+    difference = abs(a[0] - b[0]) + abs(a[1] - b[1])
+    size = max(abs(a[0]) + abs(a[1]), abs(b[0]) + abs(b[1]))
+    return difference <= thresholds.colour_absolute + thresholds.colour_relative * size
 
 
 def _dihedral_arrays(pixels: np.ndarray) -> list[np.ndarray]:
@@ -250,12 +292,15 @@ def is_match(
     stored: HashPair | PhotoHashes,
     query: HashPair | Sequence[HashPair],
     thresholds: MatchThresholds = MATCH_THRESHOLDS,
+    *,
+    query_colour: tuple[int, int] | None = None,
 ) -> tuple[bool, int]:
     """Does any stored window match any query hash?
 
     Returns ``(matched, distance)`` where distance = pHash + dHash Hamming distance (0..128) of
     the closest (window, query) pair that is within both thresholds, or of the closest pair
-    overall when none is.
+    overall when none is. When ``stored`` is a PhotoHashes with a colour and ``query_colour``
+    is given (:func:`colour_signature` of the query photo), the colours must agree too.
     """
     windows = stored.windows if isinstance(stored, PhotoHashes) else (stored,)
     queries = (query,) if isinstance(query, HashPair) else tuple(query)
@@ -268,9 +313,10 @@ def is_match(
             best_any = min(best_any, total)
             if p_dist <= thresholds.phash_max and d_dist <= thresholds.dhash_max:
                 best_match = total if best_match is None else min(best_match, total)
-    if best_match is not None:
+    stored_colour = stored.colour if isinstance(stored, PhotoHashes) else None
+    if best_match is not None and colours_compatible(stored_colour, query_colour, thresholds):
         return True, best_match
-    return False, best_any
+    return False, best_match if best_match is not None else best_any
 
 
 def to_signed64(value: int) -> int:

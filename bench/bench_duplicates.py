@@ -1,0 +1,352 @@
+"""How well the perceptual hashes find re-used photos, on the real shared photos.
+
+    .venv/bin/python bench/bench_duplicates.py [--limit N] [--out reports/duplicates.json]
+
+Every photo goes through the service's own path (``process_upload`` -> stored hashes). Then:
+
+* true matches: each photo is transformed (JPEG q60, resized 50 %, cropped 10-15 %, rotated,
+  flipped, brightness/colour ±10 %, and one combination), uploaded again, and looked up
+  against its own stored hashes with :func:`claims_api.photos.hashing.is_match`; the band
+  columns' candidate recall (does the stored row share a pHash band with a query hash) is
+  reported as well, since the index only finds what shares a band;
+* false matches: every photo's query hashes against every OTHER photo's stored hashes (all
+  ordered pairs), split into pairs of the same produce kind and of different kinds. Pairs the
+  dataset itself documents as near-duplicates (frames of one FGrade tomato series, the
+  near-duplicate pairs listed in SOURCES.md) are counted separately: they are re-used photos
+  in all but name and SHOULD match.
+
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from claims_api.photos import hashing
+from claims_api.photos.imaging import process_upload
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = Path(
+    os.environ.get("FRESHCLAIM_DATASET_DIR", REPO.parent / "shared" / "datasets" / "produce")
+)
+
+
+def _jpeg(image: Image.Image, quality: int = 95) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _crop(image: Image.Image, left: float, top: float, right: float, bottom: float):
+    w, h = image.size
+    return image.crop(
+        (round(w * left), round(h * top), round(w * (1 - right)), round(h * (1 - bottom)))
+    )
+
+
+# name -> (image -> bytes uploaded again)
+TRANSFORMS: dict[str, Callable[[Image.Image], bytes]] = {
+    "jpeg_q60": lambda im: _jpeg(im, 60),
+    "resize_50": lambda im: _jpeg(im.resize((im.width // 2, im.height // 2), Image.LANCZOS)),
+    "crop_10_centre": lambda im: _jpeg(_crop(im, 0.05, 0.05, 0.05, 0.05)),
+    "crop_10_top_left": lambda im: _jpeg(_crop(im, 0.10, 0.10, 0, 0)),
+    "crop_15_right": lambda im: _jpeg(_crop(im, 0, 0, 0.15, 0)),
+    "crop_15_bottom_right": lambda im: _jpeg(_crop(im, 0, 0, 0.15, 0.15)),
+    "crop_12_top": lambda im: _jpeg(_crop(im, 0, 0.12, 0, 0)),
+    "crop_random_4_15_a": lambda im: _jpeg(_random_crop(im)),
+    "crop_random_4_15_b": lambda im: _jpeg(_random_crop(im)),
+    "crop_random_4_10": lambda im: _jpeg(_random_crop(im, 0.10)),
+    "rotate_90": lambda im: _jpeg(im.transpose(Image.Transpose.ROTATE_90)),
+    "rotate_180": lambda im: _jpeg(im.transpose(Image.Transpose.ROTATE_180)),
+    "flip": lambda im: _jpeg(ImageOps.mirror(im)),
+    "brightness_+10": lambda im: _jpeg(ImageEnhance.Brightness(im).enhance(1.10)),
+    "brightness_-10": lambda im: _jpeg(ImageEnhance.Brightness(im).enhance(0.90)),
+    "colour_+10": lambda im: _jpeg(ImageEnhance.Color(im).enhance(1.10)),
+    "colour_shift": lambda im: _jpeg(_tint(im, (1.08, 1.0, 0.92))),
+    "combo_crop8_rot270_b10_q70": lambda im: _jpeg(
+        ImageEnhance.Brightness(_crop(im, 0.04, 0.04, 0.04, 0.0))
+        .enhance(1.1)
+        .transpose(Image.Transpose.ROTATE_270),
+        70,
+    ),
+}
+
+
+_RANDOM = np.random.default_rng(20261125)
+
+
+def _random_crop(image: Image.Image, most: float = 0.15) -> Image.Image:
+    """Up to ``most`` off each axis, split at random between its two sides (not aligned with
+    the stored windows on purpose)."""
+    width_cut, height_cut = _RANDOM.uniform(0.04, most, size=2)
+    left, top = _RANDOM.uniform(0, 1, size=2) * (width_cut, height_cut)
+    return _crop(image, left, top, width_cut - left, height_cut - top)
+
+
+def _tint(image: Image.Image, gains: tuple[float, float, float]) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float32) * np.asarray(gains, dtype=np.float32)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def load_manifest(folder: Path, limit: int | None) -> list[dict[str, str]]:
+    with (folder / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if limit:
+        rows = rows[:: max(1, len(rows) // limit)][:limit]
+    return rows
+
+
+def tomato_series(row: dict[str, str]) -> str | None:
+    """FGrade file names are <series letters><time step>.jpg: frames of one tomato."""
+    if row["produce"] != "tomato":
+        return None
+    match = re.match(r"([A-Za-z]+)\d+\.jpg$", Path(row["source_path"]).name)
+    return match.group(1) if match else None
+
+
+def documented_pairs(folder: Path, rows: list[dict[str, str]]) -> set[frozenset[int]]:
+    """Near-duplicate pairs SOURCES.md lists as kept ('near-duplicates kept first: A | B')."""
+    by_source = {f"{r['source_repo']}:{r['source_path']}": i for i, r in enumerate(rows)}
+    pairs: set[frozenset[int]] = set()
+    sources = folder / "SOURCES.md"
+    if not sources.is_file():
+        return pairs
+    for line in sources.read_text(encoding="utf-8").splitlines():
+        if "near-duplicates kept first:" not in line:
+            continue
+        left, _, right = line.split("near-duplicates kept first:", 1)[1].partition(" | ")
+        a, b = by_source.get(left.strip()), by_source.get(right.strip())
+        if a is not None and b is not None:
+            pairs.add(frozenset((a, b)))
+    return pairs
+
+
+def stored_arrays(hashes: list[hashing.PhotoHashes]) -> tuple[np.ndarray, np.ndarray]:
+    phash = np.array([[w.phash for w in h.windows] for h in hashes], dtype=np.uint64)
+    dhash = np.array([[w.dhash for w in h.windows] for h in hashes], dtype=np.uint64)
+    return phash, dhash
+
+
+def query_arrays(queries: list[list[hashing.HashPair]]) -> tuple[np.ndarray, np.ndarray]:
+    phash = np.array([[q.phash for q in qs] for qs in queries], dtype=np.uint64)
+    dhash = np.array([[q.dhash for q in qs] for qs in queries], dtype=np.uint64)
+    return phash, dhash
+
+
+def pair_matches(
+    stored: tuple[np.ndarray, np.ndarray],
+    queries: tuple[np.ndarray, np.ndarray],
+    thresholds: hashing.MatchThresholds,
+    chunk: int = 32,
+) -> np.ndarray:
+    """matched[i, j]: a query hash of photo j is within both thresholds of a stored window of
+    photo i (the same rule as hashing.is_match, vectorised)."""
+    s_p, s_d = stored
+    q_p, q_d = queries
+    n_stored, n_query = s_p.shape[0], q_p.shape[0]
+    matched = np.zeros((n_stored, n_query), dtype=bool)
+    for start in range(0, n_stored, chunk):
+        sp = s_p[start : start + chunk, :, None, None]
+        sd = s_d[start : start + chunk, :, None, None]
+        dp = np.bitwise_count(sp ^ q_p[None, None, :, :])
+        dd = np.bitwise_count(sd ^ q_d[None, None, :, :])
+        ok = (dp <= thresholds.phash_max) & (dd <= thresholds.dhash_max)
+        matched[start : start + chunk] = ok.any(axis=(1, 3))
+    return matched
+
+
+def shares_band(stored: hashing.PhotoHashes, queries: list[hashing.HashPair], dhash: bool) -> bool:
+    stored_bands = set()
+    for window in stored.windows:
+        stored_bands.update(enumerate(hashing.band_values(window.phash)))
+        if dhash:
+            stored_bands.update(
+                (i + 10, v) for i, v in enumerate(hashing.band_values(window.dhash))
+            )
+    for query in queries:
+        if stored_bands & set(enumerate(hashing.band_values(query.phash))):
+            return True
+        if dhash and stored_bands & {
+            (i + 10, v) for i, v in enumerate(hashing.band_values(query.dhash))
+        }:
+            return True
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--limit", type=int, default=None, help="use about N photos")
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "duplicates.json")
+    args = parser.parse_args()
+    if not (args.dataset / "manifest.csv").is_file():
+        print(f"dataset not found at {args.dataset}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    rows = load_manifest(args.dataset, args.limit)
+    originals, stored, queries, colours = [], [], [], []
+    for row in rows:
+        data = (args.dataset / row["image"]).read_bytes()
+        photo = process_upload(data)
+        originals.append(Image.open(io.BytesIO(data)).convert("RGB"))
+        stored.append(photo.hashes)
+        queries.append(hashing.query_hashes(photo.small_image))
+        colours.append(hashing.colour_signature(photo.small_image))
+    thresholds = hashing.MATCH_THRESHOLDS
+
+    # --- true matches over transformed copies -------------------------------------------
+    true_rates: dict[str, dict[str, float]] = {}
+    distances: dict[str, list[int]] = {}
+    for name, transform in TRANSFORMS.items():
+        hits = hits_colour = band_p = band_pd = 0
+        distances[name] = []
+        for original, own in zip(originals, stored, strict=True):
+            copy = process_upload(transform(original))
+            query = hashing.query_hashes(copy.small_image)
+            matched, distance = hashing.is_match(own, query, thresholds)
+            colour = hashing.colour_signature(copy.small_image)
+            hits_colour += hashing.is_match(own, query, thresholds, query_colour=colour)[0]
+            distances[name].append(distance)
+            hits += matched
+            band_p += matched and shares_band(own, query, dhash=False)
+            band_pd += matched and shares_band(own, query, dhash=True)
+        n = len(originals)
+        true_rates[name] = {
+            "match_rate": hits / n,
+            "match_rate_with_colour": hits_colour / n,
+            "found_by_phash_bands": band_p / n,
+            "found_by_phash_or_dhash_bands": band_pd / n,
+            "median_distance": float(np.median(distances[name])),
+        }
+
+    # --- false matches over all pairs of different photos --------------------------------
+    matched = pair_matches(stored_arrays(stored), query_arrays(queries), thresholds)
+    np.fill_diagonal(matched, False)
+    colour_ok = np.array(
+        [[hashing.colours_compatible(a, b, thresholds) for b in colours] for a in colours]
+    )
+    kinds = [r["produce"] for r in rows]
+    series = [tomato_series(r) for r in rows]
+    documented = documented_pairs(args.dataset, rows)
+    counts: Counter[str] = Counter()
+    listed: list[dict[str, str]] = []
+    n = len(rows)
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            same_kind = kinds[i] == kinds[j]
+            if series[i] and series[i] == series[j]:
+                category = "same_tomato_series"
+            elif frozenset((i, j)) in documented:
+                category = "documented_near_duplicate"
+            else:
+                category = "same_kind" if same_kind else "different_kind"
+            counts[f"{category}_pairs"] += 1
+            if matched[i, j] and colour_ok[i, j]:
+                counts[f"{category}_matched_with_colour"] += 1
+            if matched[i, j]:
+                counts[f"{category}_matched"] += 1
+                if category in ("same_kind", "different_kind") and len(listed) < 300:
+                    listed.append(
+                        {
+                            "stored": rows[i]["image"],
+                            "query": rows[j]["image"],
+                            "colour_agrees": bool(colour_ok[i, j]),
+                        }
+                    )
+
+    def rate(category: str) -> float:
+        pairs = counts[f"{category}_pairs"]
+        return counts[f"{category}_matched"] / pairs if pairs else float("nan")
+
+    false_rates = {
+        category: {
+            "pairs": counts[f"{category}_pairs"],
+            "matched": counts[f"{category}_matched"],
+            "rate": rate(category),
+            "matched_with_colour": counts[f"{category}_matched_with_colour"],
+            "rate_with_colour": counts[f"{category}_matched_with_colour"]
+            / max(1, counts[f"{category}_pairs"]),
+        }
+        for category in (
+            "same_kind",
+            "different_kind",
+            "same_tomato_series",
+            "documented_near_duplicate",
+        )
+    }
+    elapsed = time.perf_counter() - started
+
+    print(
+        f"photos: {n}   windows stored per photo: {len(stored[0].windows)}   "
+        f"query hashes per photo: {len(queries[0])}   thresholds: pHash <= "
+        f"{thresholds.phash_max}, dHash <= {thresholds.dhash_max}"
+    )
+    print(
+        f"\n{'transformed copy':32s} {'match':>7s} {'+colour':>8s} {'pHash band':>11s} "
+        f"{'p|d band':>9s} {'med dist':>9s}"
+    )
+    for name, values in true_rates.items():
+        print(
+            f"{name:32s} {values['match_rate']:7.3f} {values['match_rate_with_colour']:8.3f} "
+            f"{values['found_by_phash_bands']:11.3f} "
+            f"{values['found_by_phash_or_dhash_bands']:9.3f} {values['median_distance']:9.1f}"
+        )
+    overall = float(np.mean([v["match_rate"] for v in true_rates.values()]))
+    overall_colour = float(np.mean([v["match_rate_with_colour"] for v in true_rates.values()]))
+    print(f"{'all transforms':32s} {overall:7.3f} {overall_colour:8.3f}")
+    print(
+        f"\n{'pairs of different photos':32s} {'pairs':>9s} {'matched':>8s} {'rate':>10s} "
+        f"{'+colour':>8s} {'rate':>10s}"
+    )
+    for category, values in false_rates.items():
+        print(
+            f"{category:32s} {values['pairs']:9d} {values['matched']:8d} {values['rate']:10.2e} "
+            f"{values['matched_with_colour']:8d} {values['rate_with_colour']:10.2e}"
+        )
+    print(f"\n{elapsed:.1f} s")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "photos": n,
+                "windows_per_photo": len(stored[0].windows),
+                "query_hashes_per_photo": len(queries[0]),
+                "thresholds": {
+                    "phash_max": thresholds.phash_max,
+                    "dhash_max": thresholds.dhash_max,
+                },
+                "true_match": true_rates,
+                "true_match_overall": overall,
+                "true_match_overall_with_colour": overall_colour,
+                "false_match": false_rates,
+                "unexplained_matched_pairs": listed,
+                "seconds": elapsed,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
