@@ -249,7 +249,9 @@ def claim_view(session: Session, claim_id: str, user_id: str) -> ClaimView:
         order=order,
         line=line,
         photos=_photos(session, claim),
-        signals=list((claim.verification or {}).get("signals", [])),
+        signals=sorted(
+            (claim.verification or {}).get("signals", []), key=lambda s: not s.get("fired")
+        ),
         history=history,
         claims_30d=sum(1 for h in history if h.submitted_at >= since),
         paid_30d_cents=ledger.paid_cents_for_customer_since(session, claim.customer_id, since),

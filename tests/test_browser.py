@@ -1,0 +1,368 @@
+"""The workbench in a real browser: Playwright drives Debian's headless Chromium against a
+uvicorn server started here (SQLite; these tests do not run on the PostgreSQL parameter).
+
+Also writes the screenshots the README links to (``docs/screenshots/``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+from sqlalchemy import select, update
+
+from claims_api.auth.service import create_reviewer
+from claims_api.claims.models import Claim
+from claims_api.config import Settings
+from claims_api.container import Container, build_container
+from claims_api.db import utcnow
+from claims_api.main import create_app
+from claims_api.migrate import upgrade
+from claims_api.review.models import ReviewDecision
+from tests.conftest import REPO, dataset_dir
+from tests.support.api import Api
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+SIZES = [(1366, 768), (1920, 1080)]
+PASSWORD = "correct-horse-1"
+MAX_SCREENSHOT_BYTES = 300 * 1024
+
+
+@dataclass
+class Live:
+    url: str
+    container: Container
+    api: Api
+
+    def reviewer(self, username: str, role: str = "reviewer") -> str:
+        with self.container.db.session() as session:
+            return create_reviewer(session, username, PASSWORD, role).id
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); no browser is downloaded")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path, tiny_model_path: Path) -> Iterator[Live]:
+    url = f"sqlite:///{tmp_path / 'freshclaim.db'}"
+    upgrade(url)
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=url,
+        model_path=tiny_model_path,
+        secret_key="browser-test-secret-" + "y" * 32,
+        background_workers=False,
+    )
+    container = build_container(settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(container=container), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        yield Live(base, container, Api(client, container))
+    server.should_exit = True
+    thread.join(timeout=10)
+    container.db.dispose()
+
+
+def manual_claims(live: Live, count: int, prefix: str = "ord") -> list[str]:
+    ids = []
+    for i in range(count):
+        customer = live.api.customer(f"cust-{prefix}-{i}")
+        order_id = f"{prefix}-{i}"
+        live.api.put_order(order_id, customer_id=f"cust-{prefix}-{i}", unit_price_cents=300 + i)
+        photo = live.api.upload_fruit(customer, rotten=False, seed=i + 1)
+        body = live.api.claim(customer, [photo], order_id=order_id).json()
+        assert body["status"] == "in_review", body
+        ids.append(body["id"])
+    return ids
+
+
+def sign_in(context, live: Live, username: str):
+    """Signs in with the keyboard alone: the username field has the focus."""
+    page = context.new_page()
+    page.goto(f"{live.url}/web/queue")
+    page.wait_for_url("**/web/login**")
+    # the field has autofocus; a page opened in the background may not have honoured it yet
+    page.locator("input[name=username]").focus()
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith("/web/queue"), (page.url, page.inner_text("main")[:300])
+    return page
+
+
+def claim_id_of(page) -> str:
+    return page.url.rsplit("/", 1)[1]
+
+
+def press_and_wait(page, key: str) -> None:
+    with page.expect_navigation():
+        page.keyboard.press(key)
+
+
+def test_three_claims_with_the_keyboard_alone(browser, live):
+    claims = manual_claims(live, 3)
+    live.reviewer("ana")
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = sign_in(context, live, "ana")
+    assert page.locator("table.queue tbody tr").count() == 3
+
+    press_and_wait(page, "n")
+    first = claim_id_of(page)
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("?")
+    page.keyboard.press("h")  # heat map on: recorded with the decision
+    page.locator("img.heat").first.wait_for(state="visible")
+    press_and_wait(page, "a")
+
+    second = claim_id_of(page)
+    page.keyboard.press("p")
+    assert page.evaluate("document.activeElement.id") == "part-amount"
+    page.keyboard.type("2.50")
+    press_and_wait(page, "Enter")
+
+    third = claim_id_of(page)
+    page.keyboard.press("r")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("The apples in the photo look fresh.")
+    press_and_wait(page, "Control+Enter")
+    assert "/web/queue" in page.url
+    assert {first, second, third} == set(claims)
+
+    with live.container.db.read_session() as session:
+        decisions = session.scalars(select(ReviewDecision).order_by(ReviewDecision.id)).all()
+        assert [(d.claim_id, d.outcome) for d in decisions] == [
+            (first, "approve"),
+            (second, "approve"),
+            (third, "reject"),
+        ]
+        assert decisions[1].amount_cents == 250
+        assert decisions[2].message == "The apples in the photo look fresh."
+        assert decisions[0].seen["heatmap_shown"] is True
+        assert decisions[1].seen["heatmap_shown"] is False
+        assert decisions[0].seen["photos_loaded"] == decisions[0].seen["photo_ids"]
+        statuses = {c.id: c.status for c in session.scalars(select(Claim))}
+        assert statuses == {first: "paid", second: "paid", third: "rejected"}
+    context.close()
+
+
+def test_two_reviewers_leasing_at_once_get_different_claims(browser, live):
+    manual_claims(live, 2)
+    live.reviewer("ana")
+    live.reviewer("bo")
+    contexts = [browser.new_context() for _ in range(2)]
+    pages = [sign_in(ctx, live, name) for ctx, name in zip(contexts, ("ana", "bo"), strict=True)]
+    for page in pages:  # both keystrokes go out before either page has navigated
+        page.keyboard.press("n")
+    for page in pages:
+        page.wait_for_url("**/web/claims/**")
+    ids = [claim_id_of(page) for page in pages]
+    assert ids[0] != ids[1]
+    with live.container.db.read_session() as session:
+        holders = {c.id: c.lease_holder for c in session.scalars(select(Claim))}
+    assert len(set(holders.values())) == 2 and None not in holders.values()
+    for context in contexts:
+        context.close()
+
+
+def test_a_reviewer_cannot_decide_a_claim_leased_by_another(browser, live):
+    [claim_id] = manual_claims(live, 1)
+    ana_id = live.reviewer("ana")
+    live.reviewer("bo")
+    ana_ctx, bo_ctx = browser.new_context(), browser.new_context()
+    ana = sign_in(ana_ctx, live, "ana")
+    press_and_wait(ana, "n")
+    assert claim_id_of(ana) == claim_id
+
+    bo = sign_in(bo_ctx, live, "bo")
+    bo.goto(f"{live.url}/web/claims/{claim_id}")
+    assert "leased by ana" in bo.locator(".lease.other").inner_text()
+    assert bo.locator('form[data-decision="approve"]').count() == 0
+    bo.keyboard.press("a")  # nothing to press: no navigation, no decision
+    token = bo.locator('meta[name="csrf-token"]').get_attribute("content")
+    forged = bo.request.post(
+        f"{live.url}/web/claims/{claim_id}/decision",
+        form={"csrf": token, "action": "approve", "reason_code": "spoiled_confirmed"},
+    )
+    assert forged.status == 409
+    with live.container.db.read_session() as session:
+        claim = session.get(Claim, claim_id)
+        assert (claim.status, claim.lease_holder) == ("in_review", ana_id)
+        assert session.scalar(select(ReviewDecision)) is None
+
+    # leaving the page gives the lease back (sendBeacon on pagehide)
+    ana.keyboard.press("q")
+    ana.wait_for_url("**/web/queue")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with live.container.db.read_session() as session:
+            if session.get(Claim, claim_id).lease_holder is None:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the lease was not released when the page was left")
+    ana_ctx.close()
+    bo_ctx.close()
+
+
+# ------------------------------------------------------------------ screenshots
+
+
+def _real_photos() -> dict[str, list[Path]]:
+    """Two real photos per produce kind (a fresh one first, then a rotten one)."""
+    manifest = dataset_dir() / "manifest.csv"
+    if not manifest.exists():
+        pytest.skip(f"the produce dataset is absent ({manifest}); screenshots use real photos")
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    picked: dict[str, list[Path]] = {}
+    for produce in ["apple", "tomato", "banana", "strawberry", "grape", "guava"]:
+        for condition in ("fresh", "rotten"):
+            row = next(
+                (r for r in rows if r["produce"] == produce and r["condition"] == condition),
+                None,
+            )
+            if row is not None:
+                picked.setdefault(produce, []).append(dataset_dir() / row["image"])
+    return picked
+
+
+def _save_png(data: bytes, name: str) -> Path:
+    """A palette PNG keeps a screenshot small enough to commit (< 300 KB)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    small = image.quantize(colors=192, method=Image.Quantize.MEDIANCUT)
+    path = SCREENSHOTS / name
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG", optimize=True)
+    path.write_bytes(buffer.getvalue())
+    assert path.stat().st_size < MAX_SCREENSHOT_BYTES, (name, path.stat().st_size)
+    return path
+
+
+def _screenshot_claims(live: Live) -> list[str]:
+    ids = []
+    for i, (produce, paths) in enumerate(_real_photos().items()):
+        customer_id = f"c-{100 + i}"
+        customer = live.api.customer(customer_id)
+        order_id = f"A{1001 + i}"
+        live.api.put_order(
+            order_id,
+            customer_id=customer_id,
+            produce=produce,
+            quantity=4 + i,
+            unit_price_cents=250 + 130 * i,
+            delivered_hours_ago=3 + i,
+            pickup_point_id=f"PP-{7 + i % 3:02d}",
+        )
+        chosen = paths if i == 1 else paths[:1]  # the claim ana works shows two photos
+        photos = [live.api.upload(customer, p.read_bytes()).json()["id"] for p in chosen]
+        body = live.api.claim(customer, photos, order_id=order_id, quantity=1 + i % 3).json()
+        if body["status"] == "in_review":
+            ids.append(body["id"])
+    if len(ids) < 3:
+        pytest.skip("too few real photos went to manual review for a useful screenshot")
+    return ids
+
+
+def _spread_deadlines(live: Live, ids: list[str]) -> None:
+    with live.container.db.session() as session:
+        for n, claim_id in enumerate(ids):
+            minutes = -12 if n == 0 else 9 + n * 41
+            session.execute(
+                update(Claim)
+                .where(Claim.id == claim_id)
+                .values(sla_deadline=utcnow() + timedelta(minutes=minutes))
+            )
+
+
+def test_screenshots_of_the_queue_and_claim_views(browser, live):
+    ids = _screenshot_claims(live)
+    _spread_deadlines(live, ids)
+    live.reviewer("ana")
+    live.reviewer("li.wei")
+    other = browser.new_context()
+    press_and_wait(sign_in(other, live, "li.wei"), "n")  # someone else holds the most urgent one
+
+    for width, height in SIZES:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = sign_in(context, live, "ana")
+        page.wait_for_timeout(1100)  # one countdown tick
+        _save_png(page.screenshot(), f"queue-{width}x{height}.png")
+        press_and_wait(page, "n")
+        page.keyboard.press("h")
+        page.locator("img.heat").first.wait_for(state="visible")
+        page.wait_for_load_state("networkidle")
+        _save_png(page.screenshot(), f"claim-{width}x{height}.png")
+        if width == 1366:
+            page.keyboard.press("r")
+            _save_png(page.screenshot(), "claim-reject-1366x768.png")
+        # back to the queue: the lease is given back for the next round
+        page.keyboard.press("Escape")
+        page.keyboard.press("q")
+        page.wait_for_url("**/web/queue")
+        page.wait_for_timeout(300)
+        context.close()
+
+    zh = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page = sign_in(zh, live, "ana")
+    press_and_wait(page, "n")
+    page.wait_for_load_state("networkidle")
+    assert "决定" in page.content() or "全额通过" in page.content()
+    _save_png(page.screenshot(), "claim-zh-1366x768.png")
+    zh.close()
+    other.close()
+    for path in SCREENSHOTS.glob("*.png"):
+        assert path.stat().st_size < MAX_SCREENSHOT_BYTES
