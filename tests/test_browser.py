@@ -257,6 +257,24 @@ def test_a_reviewer_cannot_decide_a_claim_leased_by_another(browser, live):
     bo_ctx.close()
 
 
+def test_the_open_page_keeps_its_lease_alive(browser, live):
+    [claim_id] = manual_claims(live, 1)
+    live.reviewer("ana")
+    context = browser.new_context()
+    context.clock.install()
+    page = sign_in(context, live, "ana")
+    press_and_wait(page, "n")
+    with live.container.db.read_session() as session:
+        first_expiry = session.get(Claim, claim_id).lease_expires_at
+    time.sleep(1.1)  # the server's clock moves on; the page's timer is driven below
+    with page.expect_response("**/heartbeat") as beat:
+        page.clock.run_for(31_000)
+    assert beat.value.status == 200
+    with live.container.db.read_session() as session:
+        assert session.get(Claim, claim_id).lease_expires_at > first_expiry
+    context.close()
+
+
 # ------------------------------------------------------------------ screenshots
 
 
@@ -364,5 +382,15 @@ def test_screenshots_of_the_queue_and_claim_views(browser, live):
     _save_png(page.screenshot(), "claim-zh-1366x768.png")
     zh.close()
     other.close()
+
+    live.reviewer("boss", role="admin")
+    admin = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = sign_in(admin, live, "boss")
+    press_and_wait(page, "n")
+    press_and_wait(page, "a")
+    page.goto(f"{live.url}/web/admin")
+    assert page.locator('tr[data-reviewer="boss"]').count() == 1
+    _save_png(page.screenshot(), "admin-1366x768.png")
+    admin.close()
     for path in SCREENSHOTS.glob("*.png"):
         assert path.stat().st_size < MAX_SCREENSHOT_BYTES
