@@ -31,8 +31,12 @@ def get_read_db(container: ContainerDep) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_db)]
-ReadSession = Annotated[Session, Depends(get_read_db)]
+# scope="function": the transaction commits (or rolls back) when the route returns, BEFORE the
+# response is sent. FastAPI's default ("request") ends a yield dependency only after the
+# response has gone out, so a client could read "paid" before the ledger was committed, and its
+# next request could miss what the previous one wrote (or a failed commit be reported as 201).
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
+ReadSession = Annotated[Session, Depends(get_read_db, scope="function")]
 
 
 def current_principal(
