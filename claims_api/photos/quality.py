@@ -90,48 +90,74 @@ class QualityReport:
         return [Problem(p.code, message(p.code, locale)) for p in self.problems]
 
 
+def _histogram(values: np.ndarray) -> np.ndarray:
+    return np.bincount(values.ravel(), minlength=256)
+
+
+def _histogram_percentile(histogram: np.ndarray, percentile: float) -> float:
+    """The value below which ``percentile`` % of the pixels lie (uint8 data, exact)."""
+    cumulative = np.cumsum(histogram)
+    rank = percentile / 100.0 * (cumulative[-1] - 1)
+    return float(np.searchsorted(cumulative, rank, side="right"))
+
+
+def _histogram_mean_std(histogram: np.ndarray) -> tuple[float, float]:
+    levels = np.arange(histogram.size, dtype=np.float64)
+    count = max(1, int(histogram.sum()))
+    mean = float(histogram @ levels) / count
+    variance = float(histogram @ (levels * levels)) / count - mean * mean
+    return mean, float(np.sqrt(max(0.0, variance)))
+
+
 def exposure_metrics(image: Image.Image) -> dict[str, float]:
-    """Luma percentiles, contrast and the share of clipped pixels of an RGB image."""
-    rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-    luma = np.asarray(image.convert("L"), dtype=np.float32)
-    low, high = np.percentile(luma, [5.0, 95.0])
+    """Luma percentiles, contrast and the share of clipped pixels of an RGB image; all from
+    256-bin histograms of the uint8 pixels (a few hundred microseconds at 320 px)."""
+    rgb_image = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = np.asarray(rgb_image)
+    luma_histogram = _histogram(np.asarray(rgb_image.convert("L")))
+    luma_mean, luma_std = _histogram_mean_std(luma_histogram)
+    channel_stds = [_histogram_mean_std(_histogram(rgb[..., c]))[1] for c in range(3)]
     return {
-        "luma_mean": float(luma.mean()),
-        "luma_p05": float(low),
-        "luma_p95": float(high),
-        "luma_std": float(luma.std()),
-        "colour_std": float(rgb.reshape(-1, 3).std(axis=0).max()),
+        "luma_mean": luma_mean,
+        "luma_p05": _histogram_percentile(luma_histogram, 5.0),
+        "luma_p95": _histogram_percentile(luma_histogram, 95.0),
+        "luma_std": luma_std,
+        "colour_std": max(channel_stds),
         "clipped_fraction": float((rgb.max(axis=2) >= 250).mean()),
     }
 
 
 def sharpness_metrics(greys: Sequence[np.ndarray]) -> dict[str, float]:
-    """Blur measures over one or more 2-D greyscale arrays (tiles of one photo).
+    """Blur measures over one or more 2-D uint8 greyscale arrays (tiles of one photo).
 
     ``edge_steepness``: per tile, the 99.5th percentile of the gradient magnitude divided by
     the tile's contrast (99th - 1st percentile, at least 10 levels); the steepest tile wins.
     For an edge blurred to width sigma it is ~1/(2.5·sigma) whatever the contrast.
-    ``laplacian_var``: the classic variance of the 4-neighbour Laplacian (reported, not
-    judged: it mostly measures how much texture a photo has).
+    ``laplacian_var``: the classic variance of the 4-neighbour Laplacian of the steepest
+    tile (reported, not judged: it mostly measures how much texture a photo has).
     """
-    steepness = 0.0
-    laplacian_vars = []
+    steepness, laplacian_var = 0.0, 0.0
     for grey in greys:
-        g = grey.astype(np.float32, copy=False)
-        if g.shape[0] < 3 or g.shape[1] < 3:
+        if grey.ndim != 2 or grey.shape[0] < 3 or grey.shape[1] < 3:
             continue
-        centre = g[1:-1, 1:-1]
-        up, down = g[:-2, 1:-1], g[2:, 1:-1]
-        left, right = g[1:-1, :-2], g[1:-1, 2:]
-        laplacian_vars.append(float((4.0 * centre - up - down - left - right).var()))
-        gradient = np.hypot(right - left, down - up) * 0.5
-        low, high = np.percentile(g, [1.0, 99.0])
-        contrast = max(float(high - low), 10.0)
-        steepness = max(steepness, _upper_percentile(gradient, 99.5) / contrast)
-    return {
-        "laplacian_var": max(laplacian_vars, default=0.0),
-        "edge_steepness": steepness,
-    }
+        g = grey.astype(np.float32)
+        dx = g[1:-1, 2:] - g[1:-1, :-2]
+        dy = g[2:, 1:-1] - g[:-2, 1:-1]
+        squared = dx * dx + dy * dy  # (2·gradient)²: one square root at the end
+        gradient = 0.5 * float(np.sqrt(_upper_percentile(squared, 99.5)))
+        histogram = _histogram(grey) if grey.dtype == np.uint8 else None
+        if histogram is not None:
+            low = _histogram_percentile(histogram, 1.0)
+            high = _histogram_percentile(histogram, 99.0)
+        else:
+            low, high = (float(v) for v in np.percentile(g, [1.0, 99.0]))
+        tile_steepness = gradient / max(high - low, 10.0)
+        if tile_steepness >= steepness:
+            steepness = tile_steepness
+            centre = g[1:-1, 1:-1]
+            laplacian = 4.0 * centre - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+            laplacian_var = float(laplacian.var())
+    return {"laplacian_var": laplacian_var, "edge_steepness": steepness}
 
 
 def _upper_percentile(values: np.ndarray, percentile: float) -> float:
