@@ -1,0 +1,525 @@
+"""End to end over HTTP: photo upload + claim against a real ``freshclaim serve``.
+
+    python -m bench.bench_http [--db sqlite,postgres] [--concurrency 1,4,16] [--workers 1]
+                               [--duration 20] [--max-requests 400] [--out var/bench] [--quick]
+
+For each database it starts the server as a subprocess on 127.0.0.1 (a free port,
+``FRESHCLAIM_HOME`` in a temporary folder, PostgreSQL in a scratch database that is dropped
+afterwards), creates a shop key, one order and one customer token per request (so no claim
+limit or open claim gets in the way), then drives it from threads on 127.0.0.1: each request
+uploads a 12-MP JPEG and submits a claim for it. A phase stops after ``--max-requests`` or
+``--duration`` seconds, whichever comes first. It reports claims/s, p50/p95/p99 latency of
+upload + claim, the server's peak RSS (all its processes), and the ratio of the service's
+photos/s to the in-process pipeline's (decode + quality + hashes + re-encode + model scoring
+in a pool of one process per core, measured in the same run). Every auto-approved claim must
+come back ``paid`` with ``paid_at`` before the response arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    DEFAULT_OUT,
+    PHONE_12MP,
+    PhotoSpec,
+    default_model,
+    free_port,
+    machine_state,
+    photo_bytes,
+    postgres_available,
+    print_table,
+    process_tree,
+    rss_mb,
+    scratch_postgres,
+    summarise,
+    write_json,
+)
+
+CLAIM_PRICE_CENTS = 250
+
+
+# --- the in-process ceiling ------------------------------------------------------------------
+
+_worker_state: dict[str, Any] = {}
+
+
+def _init_worker(model: str, photos: list[bytes]) -> None:
+    from claims_api.inference.model import Classifier
+    from claims_api.photos.imaging import ImageLimits
+
+    _worker_state["classifier"] = Classifier(Path(model), intra_op_threads=1)
+    _worker_state["photos"] = photos
+    _worker_state["limits"] = ImageLimits(max_bytes=20 * 1024 * 1024)
+
+
+def _pipeline_once(index: int) -> float:
+    from claims_api.photos.imaging import process_upload
+
+    start = time.perf_counter()
+    photos = _worker_state["photos"]
+    processed = process_upload(photos[index % len(photos)], _worker_state["limits"])
+    _worker_state["classifier"].score(processed.small_image)
+    return (time.perf_counter() - start) * 1000.0
+
+
+def inprocess_throughput(
+    model: Path, photos: list[bytes], count: int, processes: int
+) -> dict[str, Any]:
+    """Photos/s of process_upload + model scoring in a pool of ``processes`` processes."""
+    pool = ProcessPoolExecutor(processes, initializer=_init_worker, initargs=(str(model), photos))
+    with pool:
+        list(pool.map(_pipeline_once, range(processes * 2)))  # warm up every worker
+        start = time.perf_counter()
+        ms = list(pool.map(_pipeline_once, range(count)))
+        wall = time.perf_counter() - start
+    return {
+        "processes": processes,
+        "photos": count,
+        "photos_per_s": round(count / wall, 2),
+        **summarise(ms),
+    }
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base_url: str
+    env: dict[str, str]
+    shop_key: str
+    workers: int
+    log_path: Path
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "claims_api.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"freshclaim {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return result.stdout
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server at {base_url} not ready after {timeout:.0f} s")
+
+
+@contextmanager
+def running_server(
+    home: Path, database_url: str | None, model: Path, workers: int, model_threads: int
+) -> Iterator[Server]:
+    env = {
+        **os.environ,
+        "FRESHCLAIM_HOME": str(home),
+        "FRESHCLAIM_MODEL_PATH": str(model),
+        "FRESHCLAIM_SECRET_KEY": secrets.token_urlsafe(32),
+        "FRESHCLAIM_MODEL_THREADS": str(model_threads),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    env.pop("FRESHCLAIM_DATABASE_URL", None)
+    if database_url:
+        env["FRESHCLAIM_DATABASE_URL"] = database_url
+    _cli(env, "migrate")
+    shop_key = _cli(env, "keys", "create", "--role", "shop").strip().splitlines()[-1]
+    port = free_port()
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "claims_api.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base_url, process)
+        yield Server(process, base_url, env, shop_key, workers, log_path)
+    except Exception:
+        print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class RssSampler:
+    """Samples the RSS of the server and all its children every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_rss_mb = 0.0
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = process_tree(self.pid)
+            self.processes = len(pids)
+            self.peak_rss_mb = max(self.peak_rss_mb, rss_mb(pids)["rss_mb"])
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> dict[str, Any]:
+        hwm = rss_mb(process_tree(self.pid))
+        return {
+            "peak_rss_mb": self.peak_rss_mb,
+            "peak_hwm_one_process_mb": hwm["max_hwm_mb"],
+            "sum_hwm_mb": hwm["sum_hwm_mb"],
+            "processes": self.processes,
+        }
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    """What one request needs: its own customer (token) and order."""
+
+    customer_id: str
+    token: str
+    order_id: str
+
+
+def _make_slot(client: httpx.Client, shop_key: str, run: str, index: int) -> Slot:
+    shop = {"Authorization": f"Bearer {shop_key}"}
+    customer_id = f"bench-{run}-{index}"
+    order_id = f"ord-{run}-{index}"
+    delivered = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    order = {
+        "customer_id": customer_id,
+        "delivered_at": delivered,
+        "lines": [{"line_id": "1", "sku": "APL-1KG", "produce": "apple", "quantity": 4,
+                   "unit_price_cents": CLAIM_PRICE_CENTS}],
+    }  # fmt: skip
+    _check(client.put(f"/v1/orders/{order_id}", json=order, headers=shop))
+    response = _check(client.post(f"/v1/customers/{customer_id}/tokens", headers=shop))
+    return Slot(customer_id, response.json()["token"], order_id)
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 300:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:500]}"
+        )
+    return response
+
+
+def make_slots(server: Server, count: int) -> list[Slot]:
+    run = secrets.token_hex(3)
+    with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
+        return [_make_slot(client, server.shop_key, run, i) for i in range(count)]
+
+
+def photo_set(spec: PhotoSpec, seeds: range, cache: Path) -> list[Path]:
+    """Distinct photos (one per seed) cached as files; read when sent."""
+    for seed in seeds:
+        photo_bytes(replace(spec, seed=seed), cache)
+    return [cache / f"{replace(spec, seed=seed).name}.jpg" for seed in seeds]
+
+
+def multipart(data: bytes) -> tuple[bytes, str]:
+    """A multipart body with one ``file`` part, built before the request is timed."""
+    boundary = f"freshclaim-bench-{secrets.token_hex(8)}"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"'
+        "\r\nContent-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    body = head + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class Outcome:
+    upload_ms: float
+    claim_ms: float
+    total_ms: float
+    upload_status: int
+    claim_status: int
+    claim: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+
+
+def one_claim(client: httpx.Client, slot: Slot, photo: Path) -> Outcome:
+    body = multipart(photo.read_bytes())
+    auth = {"Authorization": f"Bearer {slot.token}"}
+    start = time.perf_counter()
+    upload = client.post(
+        "/v1/photos", content=body[0], headers={**auth, "Content-Type": body[1]}
+    )
+    uploaded = time.perf_counter()
+    if upload.status_code != 201:
+        ms = (uploaded - start) * 1000
+        return Outcome(ms, 0.0, ms, upload.status_code, 0)
+    claim = client.post(
+        "/v1/claims",
+        json={"order_id": slot.order_id, "line_id": "1", "issue": "rotten",
+              "affected_quantity": 1, "photo_ids": [upload.json()["id"]]},
+        headers={**auth, "Idempotency-Key": secrets.token_hex(12)},
+    )  # fmt: skip
+    done = time.perf_counter()
+    return Outcome(
+        upload_ms=(uploaded - start) * 1000,
+        claim_ms=(done - uploaded) * 1000,
+        total_ms=(done - start) * 1000,
+        upload_status=upload.status_code,
+        claim_status=claim.status_code,
+        claim=claim.json() if claim.status_code == 201 else {},
+        received_at=datetime.now(UTC),
+    )
+
+
+def drive(
+    server: Server,
+    slots: list[Slot],
+    photos: list[Path],
+    concurrency: int,
+    duration: float,
+) -> tuple[list[Outcome], float]:
+    """``concurrency`` threads, each with its own keep-alive connection, take the next slot
+    until the slots run out or ``duration`` passes. Returns outcomes and wall seconds."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    outcomes: list[Outcome] = []
+    deadline = time.monotonic() + duration
+
+    def worker() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=60.0) as client:
+            while time.monotonic() < deadline:
+                with lock:
+                    index = next(counter)
+                if index >= len(slots):
+                    return
+                outcome = one_claim(client, slots[index], photos[index % len(photos)])
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes, time.perf_counter() - start
+
+
+def paid_check(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Every auto-approved claim is ``paid`` (ledger written) before its response arrived."""
+    auto = [o for o in outcomes if o.claim.get("decision", {}).get("route") == "auto"]
+    bad = [
+        o.claim.get("id")
+        for o in auto
+        if o.claim.get("status") != "paid"
+        or o.claim.get("compensation", {}).get("status") != "paid"
+        or not o.claim.get("paid_at")
+        or datetime.fromisoformat(o.claim["paid_at"]) > (o.received_at or datetime.now(UTC))
+    ]
+    reasons = Counter(
+        r["code"] for o in outcomes for r in o.claim.get("decision", {}).get("reasons", [])
+    )
+    return {
+        "auto": len(auto),
+        "manual": len(outcomes) - len(auto),
+        "auto_not_paid": bad,
+        "manual_reasons": dict(reasons.most_common()),
+    }
+
+
+def phase_row(
+    db: str, concurrency: int, outcomes: list[Outcome], wall: float, rss: dict[str, Any]
+) -> dict[str, Any]:
+    ok = [o for o in outcomes if o.upload_status == 201 and o.claim_status == 201]
+    total = summarise([o.total_ms for o in ok])
+    return {
+        "db": db,
+        "concurrency": concurrency,
+        "requests": len(outcomes),
+        "errors": len(outcomes) - len(ok),
+        "claims_per_s": round(len(ok) / wall, 2) if wall else 0.0,
+        "p50_ms": total.get("p50_ms"),
+        "p95_ms": total.get("p95_ms"),
+        "p99_ms": total.get("p99_ms"),
+        "upload_p50_ms": summarise([o.upload_ms for o in ok]).get("p50_ms"),
+        "claim_p50_ms": summarise([o.claim_ms for o in ok]).get("p50_ms"),
+        **paid_check(ok),
+        **rss,
+    }
+
+
+def bench_phase(
+    db: str, concurrency: int, args: argparse.Namespace, model: Path, photos: PhotoSets
+) -> dict[str, Any]:
+    """One concurrency level against a fresh server and a fresh database (so no photo of
+    an earlier phase counts as reused)."""
+    with ExitStack() as stack:
+        url = None if db == "sqlite" else stack.enter_context(
+            scratch_postgres("freshclaim_bench_http")
+        )
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="freshclaim-http-")))
+        server = stack.enter_context(
+            running_server(home, url, model, args.workers, args.model_threads)
+        )
+        drive(server, make_slots(server, len(photos.warmup)), photos.warmup, 2, 60.0)
+        slots = make_slots(server, len(photos.main))
+        with RssSampler(server.process.pid) as sampler:
+            outcomes, wall = drive(server, slots, photos.main, concurrency, args.duration)
+        row = phase_row(db, concurrency, outcomes, wall, sampler.report())
+        if not row["auto"]:  # nothing auto-approved: check payment with photos the model likes
+            probe, _ = drive(server, make_slots(server, len(photos.probe)), photos.probe, 1, 60.0)
+            row["probe"] = paid_check(probe)
+        return row
+
+
+@dataclass(frozen=True)
+class PhotoSets:
+    main: list[Path]
+    warmup: list[Path]
+    probe: list[Path]  # small procedural rotten apples: auto-approved by the tiny test model
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    model = args.model or default_model(args.out / "model")
+    spec = args.photo or PHONE_12MP
+    cache = args.out / "photos"
+    photos = PhotoSets(
+        main=photo_set(spec, range(args.max_requests), cache),
+        warmup=photo_set(spec, range(100_000, 100_000 + args.warmup), cache),
+        probe=photo_set(PhotoSpec(640, 480, 90, "synthetic"), range(3), cache),
+    )
+    state_before = machine_state()
+    ceiling = inprocess_throughput(
+        model, [p.read_bytes() for p in photos.main[: args.inprocess_photos]],
+        args.inprocess_photos, os.cpu_count() or 1,
+    )  # fmt: skip
+    rows = []
+    for db in args.db:
+        problem = postgres_available() if db == "postgres" else None
+        if problem:
+            print(f"skipping postgres: {problem}")
+            continue
+        for concurrency in args.concurrency:
+            row = bench_phase(db, concurrency, args, model, photos)
+            row["vs_inprocess"] = round(row["claims_per_s"] / ceiling["photos_per_s"], 3)
+            rows.append(row)
+            print(row, flush=True)
+    sizes = [p.stat().st_size for p in photos.main]
+    result = {
+        "model": model.name,
+        "photo": {"spec": spec.name, "distinct": len(sizes), "mean_mb": round(
+            sum(sizes) / len(sizes) / 1e6, 2)},
+        "workers": args.workers,
+        "model_threads": args.model_threads,
+        "inprocess": ceiling,
+        "phases": rows,
+        "machine_before": state_before,
+        "machine_after": machine_state(),
+    }
+    report(result)
+    write_json(args.out / f"http-w{args.workers}.json", result)
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    c = result["inprocess"]
+    print(
+        f"\nin-process pipeline + scoring, {c['processes']} processes: "
+        f"{c['photos_per_s']} photos/s "
+        f"(p50 {c['p50_ms']} ms per photo); {result['photo']['distinct']} photos like "
+        f"{result['photo']['spec']}, {result['photo']['mean_mb']} MB on average"
+    )
+    print_table(
+        f"HTTP upload + claim, freshclaim serve --workers {result['workers']}",
+        result["phases"],
+        ["db", "concurrency", "requests", "errors", "claims_per_s", "vs_inprocess", "p50_ms",
+         "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "auto", "manual", "peak_rss_mb",
+         "processes"],
+    )  # fmt: skip
+    for row in result["phases"]:
+        if "probe" in row:
+            print(f"{row['db']} c={row['concurrency']}: no claim was auto-approved under load; "
+                  f"probe with procedural photos: {row['probe']}")
+        if row["auto_not_paid"] or row.get("probe", {}).get("auto_not_paid"):
+            print(f"!! {row['db']} c={row['concurrency']}: auto-approved but not paid: "
+                  f"{row['auto_not_paid']}")
+
+
+def _spec(text: str) -> PhotoSpec:
+    size, _, quality = text.partition("q")
+    width, height = (int(v) for v in size.lower().rstrip("-").split("x"))
+    return PhotoSpec(width, height, int(quality or 90), "dataset")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--db", default="sqlite,postgres", type=lambda s: s.split(","))
+    p.add_argument("--concurrency", default="1,4,16", type=lambda s: [int(v) for v in s.split(",")])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--model-threads", type=int, default=1)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per phase at most")
+    p.add_argument("--max-requests", type=int, default=200, help="requests per phase at most")
+    p.add_argument("--warmup", type=int, default=6)
+    p.add_argument("--inprocess-photos", type=int, default=100)
+    p.add_argument("--photo", type=_spec, default=None, help="e.g. 1080x810q85 (default 12 MP)")
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--quick", action="store_true", help="a few requests, to check it works")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.concurrency = [1, 2]
+        args.max_requests, args.duration, args.warmup = 4, 10.0, 2
+        args.inprocess_photos = 4
+        args.photo = args.photo or PhotoSpec(1080, 810, 85)
+    return args
+
+
+if __name__ == "__main__":
+    main()
