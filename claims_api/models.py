@@ -10,6 +10,7 @@ from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
 from claims_api.profiles.models import ConsumedEvent, CustomerProfile, SkuQualityAlert
 from claims_api.review.models import PhotoLabel, ReviewDecision
+from claims_api.web.models import WebSession
 
 __all__ = [
     "ApiKey",
@@ -33,4 +34,5 @@ __all__ = [
     "ReviewDecision",
     "Reviewer",
     "SkuQualityAlert",
+    "WebSession",
 ]

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from claims_api.auth.models import Reviewer
 from claims_api.auth.service import create_reviewer
 from claims_api.claims.models import Claim
 from claims_api.compensation.models import LedgerPosting
@@ -17,6 +18,7 @@ from claims_api.photos.models import PhotoView
 from claims_api.review.models import PhotoLabel, ReviewDecision
 from claims_api.review.stats import is_overturn
 from claims_api.web.heatmap import heatmap_png
+from claims_api.web.models import WebSession
 from claims_api.web.service import yuan_to_cents
 from claims_api.web.text import catalogue_keys
 
@@ -119,10 +121,25 @@ def test_posts_without_the_session_csrf_token_are_rejected(client, container, ap
     assert other != token
 
 
-def test_logout_ends_the_session(client, container):
+def test_logout_revokes_the_session_on_the_server(client, container):
     token = signed_in(client, container)
+    stolen = client.cookies.get("fc_session")
     assert location(client.post("/web/logout", data={"csrf": token})) == "/web/login"
-    assert client.get("/web/queue", follow_redirects=False).status_code == 303
+    assert client.get("/web/queue").status_code == 303
+    client.cookies.set("fc_session", stolen, path="/web")  # a copied cookie is dead too
+    assert client.get("/web/queue").status_code == 303
+    with container.db.read_session() as session:
+        row = session.scalars(select(WebSession)).one()
+        assert row.revoked_at is not None and row.id != stolen  # only the hash is stored
+
+
+def test_a_deactivated_reviewer_is_signed_out(client, container):
+    signed_in(client, container, "ana")
+    with container.db.session() as session:
+        session.execute(update(Reviewer).where(Reviewer.username == "ana").values(active=False))
+    assert client.get("/web/queue").status_code == 303
+    client.cookies.set("fc_session", "x" * 5000, path="/web")
+    assert client.get("/web/queue").status_code == 303
 
 
 def test_queue_lists_claims_by_sla_with_counts_filters_and_holders(client, container, api):

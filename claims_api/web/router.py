@@ -29,10 +29,10 @@ from claims_api.web.session import (
     SESSION_COOKIE,
     WebUser,
     csrf_matches,
-    decode_session,
-    encode_session,
+    end_session,
     load_user,
     new_csrf_token,
+    start_session,
 )
 from claims_api.web.text import customer_message, locale_for, sentence, translator
 
@@ -73,12 +73,11 @@ def _locale(request: Request) -> str:
 
 
 def _current_user(request: Request) -> WebUser | None:
-    container = _container(request)
-    claims = decode_session(container.secret, request.cookies.get(SESSION_COOKIE))
-    if claims is None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
         return None
-    with container.db.read_session() as session:
-        return load_user(session, claims)
+    with _container(request).db.read_session() as session:
+        return load_user(session, token)
 
 
 def page_user(request: Request) -> WebUser:
@@ -183,15 +182,16 @@ def login(request: Request, form: Form) -> Response:
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
         return _login_failed(request, "login.expired", target, 403)
     username, password = form.get("username", "")[:100], form.get("password", "")[:200]
-    with container.db.read_session() as session:
-        reviewer = auth.authenticate_reviewer(session, username, password) if username else None
-    if reviewer is None:
-        return _login_failed(request, "login.failed", target, 401)
     ttl = container.settings.reviewer_token_ttl_seconds
+    with container.db.session() as session:
+        reviewer = auth.authenticate_reviewer(session, username, password) if username else None
+        token = start_session(session, reviewer, ttl) if reviewer else None
+    if token is None:
+        return _login_failed(request, "login.failed", target, 401)
     response = _redirect(target)
     response.set_cookie(
         SESSION_COOKIE,
-        encode_session(container.secret, reviewer, ttl),
+        token,
         max_age=ttl,
         httponly=True,
         samesite="strict",
@@ -216,6 +216,8 @@ def _login_failed(request: Request, message: str, target: str, status: int) -> R
 @router.post("/logout")
 def logout(request: Request, user: PageUser, form: Form) -> Response:
     _require_csrf(request, user, form)
+    with _container(request).db.session() as session:
+        end_session(session, request.cookies.get(SESSION_COOKIE))
     response = _redirect("/web/login")
     response.delete_cookie(SESSION_COOKIE, path="/web")
     return response

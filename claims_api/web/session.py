@@ -1,8 +1,7 @@
-"""Browser sessions for the workbench: a signed JWT in an HttpOnly, SameSite=Strict cookie,
-carrying a per-session CSRF token (synchroniser token: every form and fetch sends it back).
-
-The signing key is derived from the service secret with a purpose label, so an API bearer
-token can never pass as a session cookie and vice versa."""
+"""Browser sessions for the workbench: a random token in an HttpOnly, SameSite=Strict cookie,
+backed by a ``web_sessions`` row (stored as its SHA-256) that carries the session's CSRF token
+(synchroniser token: every form and fetch sends it back). Logging out revokes the row, and a
+deactivated reviewer is out at the next request."""
 
 from __future__ import annotations
 
@@ -10,20 +9,21 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import jwt
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from claims_api.auth.models import Reviewer
 from claims_api.auth.principal import Principal
 from claims_api.auth.service import reviewer_principal
+from claims_api.db import utcnow
+from claims_api.web.models import WebSession
 
 SESSION_COOKIE = "fc_session"
 LOGIN_CSRF_COOKIE = "fc_login_csrf"
 LANG_COOKIE = "fc_lang"
-_ALGORITHM = "HS256"
-_TYPE = "web_session"
+_MAX_TOKEN = 200
 
 
 @dataclass(frozen=True)
@@ -44,51 +44,62 @@ class WebUser:
         return self.role == "admin"
 
 
-def _key(secret: str) -> str:
-    return hmac.new(secret.encode(), b"freshclaim-web-session-v1", hashlib.sha256).hexdigest()
-
-
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def encode_session(secret: str, reviewer: Reviewer, ttl_seconds: int) -> str:
-    now = datetime.now(UTC)
-    claims = {
-        "typ": _TYPE,
-        "sub": reviewer.id,
-        "csrf": new_csrf_token(),
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
-    }
-    return jwt.encode(claims, _key(secret), algorithm=_ALGORITHM)
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def decode_session(secret: str, token: str | None) -> dict | None:
-    if not token:
-        return None
-    try:
-        claims = jwt.decode(
-            token, _key(secret), algorithms=[_ALGORITHM], options={"require": ["exp", "sub"]}
+def start_session(session: Session, reviewer: Reviewer, ttl_seconds: int) -> str:
+    """Records a new session and returns the cookie token (never stored in clear)."""
+    now = utcnow()
+    session.execute(
+        delete(WebSession).where(WebSession.reviewer_id == reviewer.id, WebSession.expires_at < now)
+    )
+    token = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            id=_digest(token),
+            reviewer_id=reviewer.id,
+            csrf=new_csrf_token(),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
         )
-    except jwt.PyJWTError:
-        return None
-    if claims.get("typ") != _TYPE or not isinstance(claims.get("csrf"), str):
-        return None
-    return claims
+    )
+    return token
 
 
-def load_user(session: Session, claims: dict) -> WebUser | None:
-    """The reviewer behind a valid cookie, re-read so a deactivated account is out at once."""
-    reviewer = session.get(Reviewer, claims["sub"])
-    if reviewer is None or not reviewer.active:
+def load_user(session: Session, token: str | None) -> WebUser | None:
+    if not token or len(token) > _MAX_TOKEN:
         return None
+    row = session.execute(
+        select(WebSession, Reviewer)
+        .join(Reviewer, Reviewer.id == WebSession.reviewer_id)
+        .where(
+            WebSession.id == _digest(token),
+            WebSession.revoked_at.is_(None),
+            WebSession.expires_at > utcnow(),
+        )
+    ).first()
+    if row is None or not row.Reviewer.active:
+        return None
+    web_session, reviewer = row
     return WebUser(
         principal=reviewer_principal(reviewer),
         username=reviewer.username,
         role=reviewer.role,
-        csrf=claims["csrf"],
+        csrf=web_session.csrf,
     )
+
+
+def end_session(session: Session, token: str | None) -> None:
+    if not token or len(token) > _MAX_TOKEN:
+        return
+    row = session.get(WebSession, _digest(token))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
 
 
 def csrf_matches(expected: str | None, sent: str | None) -> bool:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:51:08.956989
+Create Date: 2026-11-25 09:58:56.621795
 """
 
 import sqlalchemy as sa
@@ -229,6 +229,24 @@ def upgrade() -> None:
             batch_op.f("ix_photos_original_sha256"), ["original_sha256"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_photos_sha256"), ["sha256"], unique=False)
+
+    op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("reviewer_id", sa.String(length=40), nullable=False),
+        sa.Column("csrf", sa.String(length=64), nullable=False),
+        sa.Column("created_at", claims_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", claims_api.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", claims_api.db.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["reviewer_id"], ["reviewers.id"], name=op.f("fk_web_sessions_reviewer_id_reviewers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
+    )
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_web_sessions_reviewer_id"), ["reviewer_id"], unique=False
+        )
 
     op.create_table(
         "order_lines",
@@ -505,6 +523,10 @@ def downgrade() -> None:
 
     op.drop_table("photo_hashes")
     op.drop_table("order_lines")
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_web_sessions_reviewer_id"))
+
+    op.drop_table("web_sessions")
     with op.batch_alter_table("photos", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_photos_sha256"))
         batch_op.drop_index(batch_op.f("ix_photos_original_sha256"))
