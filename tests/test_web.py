@@ -373,3 +373,23 @@ def test_amount_parsing_and_heatmap_rendering():
     assert yuan_to_cents("") is None
     png = heatmap_png([[0.0, 1.0], [0.5, 0.2]], 640, 480)
     assert png.startswith(b"\x89PNG")
+
+
+def test_hostile_requests_are_4xx_never_500(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    token = signed_in(client, container)
+    many = {f"f{i}": "x" for i in range(80)}
+    responses = [
+        client.post("/web/login", files={"file": ("a.txt", b"x" * 10, "text/plain")}),
+        client.post("/web/next", data={"csrf": token, **many}),
+        client.post("/web/next", content=b"\xff\xfe", headers={"content-type": "text/plain"}),
+        client.post(f"/web/claims/{'x' * 5000}/decision", data={"csrf": token}),
+        client.post(f"/web/claims/{claim_id}/heartbeat", headers={"X-CSRF-Token": token}),
+        client.get("/web/admin", params={"days": "lots"}),
+        client.get("/web/queue", params={"min_amount": "1e400"}),
+        client.get("/web/queue", params={"min_amount": "NaN"}),
+        client.get("/web/lang", params={"to": "xx", "back": "//evil.example"}),
+    ]
+    statuses = [r.status_code for r in responses]
+    assert all(300 <= s < 500 for s in statuses), statuses
+    assert responses[-1].headers["location"] == "/web/queue"

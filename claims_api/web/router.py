@@ -34,7 +34,13 @@ from claims_api.web.session import (
     new_csrf_token,
     start_session,
 )
-from claims_api.web.text import customer_message, locale_for, sentence, translator
+from claims_api.web.text import (
+    customer_message,
+    error_text,
+    locale_for,
+    sentence,
+    translator,
+)
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -126,6 +132,7 @@ def _render(
         {
             "t": translator(locale),
             "sentence": partial(sentence, locale),
+            "error_text": partial(error_text, locale),
             "locale": locale,
             "user": user,
             **context,

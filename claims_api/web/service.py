@@ -23,7 +23,7 @@ from claims_api.photos.models import Photo
 from claims_api.review import service as review
 from claims_api.review.schemas import DecisionIn, QueuePage
 from claims_api.verification.signals import REASONS
-from claims_api.web.text import APPROVE_REASONS, PHOTO_REASONS, REJECT_REASONS
+from claims_api.web.text import APPROVE_REASONS, PHOTO_REASONS, REJECT_REASONS, error_text
 
 ACTIONS = ("approve", "part", "reject", "request_photos")
 LABELS = ("rotten", "fresh", "not_produce", "unclear")
@@ -34,7 +34,7 @@ class FormError(ApiError):
     """A workbench form the server cannot accept (always a 4xx)."""
 
     def __init__(self, code: str, status: int = 422) -> None:
-        super().__init__(status, code, code)
+        super().__init__(status, code, error_text("en", code))
 
 
 # ---------------------------------------------------------------- queue

@@ -99,6 +99,14 @@ def customer_message(code: str, locale: str) -> str:
     return message(f"review_{code}", locale)
 
 
+def error_text(locale: str, code: str) -> str:
+    """The UI sentence for an error code; a generic one naming the code when there is none."""
+    key = f"error.{code}"
+    if key in _catalogue(DEFAULT):
+        return translate(locale, key)
+    return translate(locale, "error.generic", code=code)
+
+
 def sentence(locale: str, code: str, fallback: str = "") -> str:
     """A signal's sentence in the UI language, from the shared catalogue when it has one."""
     return message(code, locale) if code in CATALOGUE[DEFAULT] else (fallback or code)
