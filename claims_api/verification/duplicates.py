@@ -14,6 +14,10 @@ A match is then classified:
 * another customer's photo -> ``other_customer`` (strong: someone else's photo);
 * the customer's own photo (or the very same upload) on another claim -> ``own_other_claim``;
 * the customer's own photo on no other claim (a retake or re-upload for this claim) -> fine.
+
+The hashes are greyscale: a match also needs compatible colour signatures where both photos
+have one (:func:`claims_api.photos.hashing.colours_compatible`; photos stored before the
+signature existed are never vetoed).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from claims_api.photos.hashing import HashPair, PhotoHashes
 from claims_api.photos.models import Photo, PhotoHash
 
 ReuseKind = Literal["own_other_claim", "other_customer"]
+Colour = tuple[int, int]
 _BAND_COLUMNS = (PhotoHash.band0, PhotoHash.band1, PhotoHash.band2, PhotoHash.band3)
 
 
@@ -69,9 +74,13 @@ class PhotoReuse:
 
 
 def query_pairs(photo: Photo) -> list[HashPair]:
+    return query_pairs_of(photo.hashes)
+
+
+def query_pairs_of(hashes: dict | None) -> list[HashPair]:
     """The photo's 8 rotation/flip query hashes, stored at upload; photos stored before they
     were kept fall back to the upright whole-image hash."""
-    hashes = photo.hashes or {}
+    hashes = hashes or {}
     if hashes.get("queries"):
         return [HashPair(int(p, 16), int(d, 16)) for p, d in hashes["queries"]]
     if hashes.get("windows"):
@@ -100,16 +109,29 @@ def candidate_windows(
     return windows
 
 
+def colour_of(photo_hashes: dict | None) -> Colour | None:
+    colour = (photo_hashes or {}).get("colour")
+    return (int(colour[0]), int(colour[1])) if colour else None
+
+
 def is_copy(
-    stored: Sequence[HashPair], queries: Sequence[HashPair], max_distance: int
+    stored: Sequence[HashPair],
+    queries: Sequence[HashPair],
+    max_distance: int,
+    stored_colour: Colour | None = None,
+    query_colour: Colour | None = None,
 ) -> tuple[bool, int]:
     """Do the stored windows and the query hashes show the same picture? Both hashes within
-    hashing's thresholds AND their summed distance at most ``max_distance``."""
-    matched, distance = hashing.is_match(PhotoHashes(tuple(stored)), queries)
+    hashing's thresholds, their summed distance at most ``max_distance``, and the colour
+    signatures compatible when both are known (the hashes are greyscale)."""
+    matched, distance = hashing.is_match(
+        PhotoHashes(tuple(stored), stored_colour), queries, query_colour=query_colour
+    )
     return matched and distance <= max_distance, distance
 
 
 def near_duplicates(session: Session, photo: Photo, max_distance: int) -> list[Match]:
+    """Hash-level matches; the colour check needs the candidates' colours (:func:`_facts`)."""
     queries = query_pairs(photo)
     if not queries:
         return []
@@ -150,16 +172,17 @@ def _merge(matches: Iterable[Match]) -> list[Match]:
     return list(best.values())
 
 
-def _owners(session: Session, photo_ids: set[str]) -> dict[str, str]:
-    """Owner of each photo that still exists (erased photos are forgotten)."""
+def _facts(session: Session, photo_ids: set[str]) -> dict[str, tuple[str, Colour | None]]:
+    """Owner and colour signature of each photo that still exists (erased photos are
+    forgotten)."""
     if not photo_ids:
         return {}
     rows = session.execute(
-        select(Photo.id, Photo.customer_id).where(
+        select(Photo.id, Photo.customer_id, Photo.hashes).where(
             Photo.id.in_(sorted(photo_ids)), Photo.erased_at.is_(None)
         )
     )
-    return {photo_id: owner for photo_id, owner in rows}
+    return {photo_id: (owner, colour_of(hashes)) for photo_id, owner, hashes in rows}
 
 
 def _other_claims(session: Session, photo_ids: set[str], claim_id: str) -> dict[str, set[str]]:
@@ -191,14 +214,17 @@ def find_reuse(
     found += [Match(p.id, p.id, 0, exact=True) for p in photos]
     matches = _merge([*found, *exact_duplicates(session, photos)])
     ids = {m.matched_photo_id for m in matches}
-    owners = _owners(session, ids)
+    facts = _facts(session, ids)
     other_claims = _other_claims(session, ids, claim_id)
+    colours = {p.id: colour_of(p.hashes) for p in photos}
     reuses = []
     for match in matches:
-        owner = owners.get(match.matched_photo_id)
-        claims = tuple(sorted(other_claims.get(match.matched_photo_id, ())))
-        if owner is None:
+        if match.matched_photo_id not in facts:
             continue
+        owner, colour = facts[match.matched_photo_id]
+        if not (match.exact or hashing.colours_compatible(colour, colours[match.photo_id])):
+            continue
+        claims = tuple(sorted(other_claims.get(match.matched_photo_id, ())))
         if owner != customer_id:
             kind: ReuseKind = "other_customer"
         elif claims:

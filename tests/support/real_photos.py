@@ -71,14 +71,18 @@ def _colour_shift(image: Image.Image) -> Image.Image:
 
 Transform = Callable[[Image.Image], bytes]
 
-# The copies the duplicate search must find. Crops are the ones hashing.py's stored windows
-# cover: up to 15 % off two adjoining sides, or 7.5 % off every side.
+# The copies the duplicate search must find (crops: up to 15 % off a side or a corner).
 TRANSFORMS: dict[str, Transform] = {
     "recompressed_q50": lambda im: jpeg(im, 50),
     "resized_half": lambda im: jpeg(im.resize((im.width // 2, im.height // 2))),
     "resized_double": lambda im: jpeg(im.resize((im.width * 2, im.height * 2))),
     "cropped_15pct_corner": lambda im: jpeg(_crop(im, (0.15, 0.15, 1.0, 1.0))),
     "cropped_centre": lambda im: jpeg(_crop(im, (0.075, 0.075, 0.925, 0.925))),
+    "cropped_15pct_left": lambda im: jpeg(_crop(im, (0.15, 0.0, 1.0, 1.0))),
+    "cropped_10pct_top": lambda im: jpeg(_crop(im, (0.0, 0.10, 1.0, 1.0))),
+    "rotated_cropped_recompressed": lambda im: jpeg(
+        _crop(im.transpose(Image.Transpose.ROTATE_90), (0.0, 0.0, 0.9, 0.9)), 60
+    ),
     "rotated_90": lambda im: jpeg(im.transpose(Image.Transpose.ROTATE_90)),
     "rotated_270": lambda im: jpeg(im.transpose(Image.Transpose.ROTATE_270)),
     "flipped": lambda im: jpeg(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
