@@ -32,7 +32,7 @@ from claims_api.review.models import ReviewDecision
 from tests.conftest import REPO, dataset_dir
 from tests.support.api import Api
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]  # one Chromium
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
