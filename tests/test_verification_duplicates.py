@@ -186,3 +186,30 @@ def test_false_match_rate_on_real_photos():
                     pairs += 1
                     matches += _copy(stored, query, max_distance)
     assert matches / pairs <= 0.001, (matches, pairs)
+
+
+def test_photos_added_later_are_checked_too(api):
+    original = photo_bytes("orange", 4)
+    alice, bob = api.customer("cust-1"), api.customer("cust-2")
+    _upload(api, alice, original)
+    api.put_order("ord-bob", customer_id="cust-2", produce="orange")
+    claim = _claim(api, bob, [api.upload_fruit(bob, rotten=False)], "ord-bob")
+    assert _signals(api, claim)["photo_reused_other_customer"]["fired"] is False
+    reviewer = api.reviewer()
+    assert api.client.post("/v1/review/lease", headers=reviewer).status_code == 200
+    asked = api.client.post(
+        f"/v1/review/claims/{claim['id']}/decision",
+        headers=reviewer,
+        json={"outcome": "request_photos", "reason_code": "need_closeup", "message": "Closer."},
+    )
+    assert asked.status_code == 200, asked.text
+
+    copy = _upload(api, bob, transformed(original, "flipped"))
+    added = api.client.post(
+        f"/v1/claims/{claim['id']}/photos", headers=bob, json={"photo_ids": [copy]}
+    )
+
+    assert added.status_code == 200, added.text
+    signal = _signals(api, claim)["photo_reused_other_customer"]
+    assert signal["fired"] is True
+    assert [m["photo_id"] for m in signal["details"]["matches"]] == [copy]

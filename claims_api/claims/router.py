@@ -122,6 +122,11 @@ def add_photos(
     container: ContainerDep,
 ) -> ClaimOut:
     claim = service.add_photos(
-        session, customer, claim_id, body.photo_ids, container.settings.max_photos_per_claim
+        session,
+        customer,
+        claim_id,
+        body.photo_ids,
+        container.settings.max_photos_per_claim,
+        container.policy,
     )
     return service.claim_out(session, claim)

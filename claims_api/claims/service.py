@@ -32,7 +32,7 @@ from claims_api.errors import ApiError, conflict, not_found, unprocessable
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
 from claims_api.verification import duplicates, history
-from claims_api.verification.signals import ClaimContext
+from claims_api.verification.signals import ClaimContext, collect
 
 OPEN_STATUSES = (Status.SUBMITTED, Status.IN_REVIEW, Status.PHOTOS_REQUESTED)
 
@@ -367,8 +367,30 @@ def appeal(
     return claim
 
 
+def reverify(session: Session, claim: Claim, policy: Policy, reason: str) -> None:
+    """Recompute the verification report over all the claim's photos (the route stays: the
+    claim is with a person already). Photos added later are checked like the first ones."""
+    session.flush()
+    order = session.get(Order, claim.order_id)
+    line = session.get(OrderLine, (claim.order_id, claim.line_id))
+    by_id = {p.id: p for p in session.scalars(select(Photo).where(Photo.id.in_(claim.photo_ids)))}
+    photos = [by_id[pid] for pid in claim.photo_ids if pid in by_id]
+    signals = collect(_context(session, claim, order, line, photos, policy))
+    claim.verification = {
+        "signals": [s.to_dict() for s in signals],
+        "generated_at": utcnow().isoformat(),
+        "reason": reason,
+        "policy_version": policy.version,
+    }
+
+
 def add_photos(
-    session: Session, customer: Principal, claim_id: str, photo_ids: list[str], max_photos: int
+    session: Session,
+    customer: Principal,
+    claim_id: str,
+    photo_ids: list[str],
+    max_photos: int,
+    policy: Policy | None = None,
 ) -> Claim:
     claim = get_visible_claim(session, customer, claim_id, lock=True)
     if claim.status != Status.PHOTOS_REQUESTED:
@@ -390,4 +412,6 @@ def add_photos(
         reason="photos_added",
         photo_ids=[p.id for p in new],
     )
+    if policy is not None:
+        reverify(session, claim, policy, "photos_added")
     return claim
