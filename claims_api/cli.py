@@ -33,22 +33,29 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (one per CPU core is usually best).")
+    ] = 1,
+    shared_socket: Annotated[
+        bool,
+        typer.Option(
+            help="Workers share one listening socket (uvicorn's own --workers) instead of one "
+            "SO_REUSEPORT socket each."
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP service (uvicorn with uvloop and httptools)."""
-    import uvicorn
+    if workers > 1 and shared_socket:
+        import uvicorn
 
-    uvicorn.run(
-        "claims_api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
-        access_log=False,
-    )
+        from claims_api.serving import APP
+
+        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, loop="uvloop",
+                    http="httptools", proxy_headers=True, access_log=False)  # fmt: skip
+        return
+    from claims_api.serving import run
+
+    raise typer.Exit(run(host, port, workers))
 
 
 @keys_app.command("create")

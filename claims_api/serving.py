@@ -1,0 +1,98 @@
+"""Running the HTTP service: one uvicorn process, or N worker processes that each own a
+listening socket bound with ``SO_REUSEPORT``.
+
+Why not ``uvicorn --workers N``: its workers share one listening socket, and whichever worker
+wakes first accepts the next connection, so a handful of keep-alive clients (a gateway, a load
+generator) can all end up on one worker while the others idle. With one socket per worker the
+kernel spreads new connections over the workers by their address hash.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import socket
+import sys
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import uvicorn
+
+APP = "claims_api.main:create_app"
+
+
+def server_config(host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+def reuseport_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket that other workers may bind to the same address as well."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker_main(host: str, port: int) -> None:
+    sock = reuseport_socket(host, port)
+    uvicorn.Server(server_config(host, port)).run(sockets=[sock])
+
+
+def run(host: str, port: int, workers: int) -> int:
+    """Serve until interrupted; returns the exit status."""
+    if workers <= 1:
+        uvicorn.Server(server_config(host, port)).run()
+        return 0
+    return _supervise(host, port, workers)
+
+
+def _supervise(host: str, port: int, workers: int) -> int:
+    """Start ``workers`` processes; stop them all on SIGINT/SIGTERM or when one dies."""
+    reuseport_socket(host, port).close()  # fail fast when the address is taken
+    context = multiprocessing.get_context("spawn")
+    processes: list[BaseProcess] = [
+        context.Process(target=_worker_main, args=(host, port), name=f"freshclaim-worker-{i}")
+        for i in range(workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for process in processes:
+            process.start()
+        while not stopping and all(p.is_alive() for p in processes):
+            time.sleep(0.2)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # uvicorn shuts down gracefully on SIGTERM
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = [p for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        name, code = failed[0].name, failed[0].exitcode
+        print(f"freshclaim: worker {name} exited with {code}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,82 @@
+"""Photo uploads are parsed in memory, so the byte limit holds before the multipart parser
+reads the body: a declared Content-Length over the limit and a chunked body that passes it
+are both refused with 413 ``file_too_large`` (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from starlette.formparsers import MultiPartParser
+
+from claims_api.config import Settings
+from claims_api.container import build_container
+from claims_api.main import create_app
+from claims_api.photos.models import Photo
+from claims_api.photos.upload_limit import MULTIPART_OVERHEAD, UploadSizeLimit
+from data.synthetic import make_fruit
+from tests.support.api import Api, jpeg_bytes
+
+LIMIT = 200_000
+
+
+@pytest.fixture
+def small_limit_api(settings: Settings) -> Iterator[Api]:
+    settings.max_upload_bytes = LIMIT
+    container = build_container(settings)
+    with TestClient(create_app(container=container)) as client:
+        yield Api(client, container)
+    container.db.dispose()
+
+
+def _photo_rows(api: Api) -> int:
+    with api.container.db.read_session() as session:
+        return session.scalar(select(func.count()).select_from(Photo))
+
+
+def test_declared_length_over_the_limit_is_refused_before_parsing(small_limit_api: Api) -> None:
+    response = small_limit_api.upload(small_limit_api.customer(), b"\xff\xd8\xff" + b"\0" * 400_000)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "file_too_large"
+    assert _photo_rows(small_limit_api) == 0
+
+
+def test_chunked_body_over_the_limit_is_cut_off_while_it_arrives() -> None:
+    """ASGI level: the app reads a chunked body (no Content-Length) to the end; the
+    middleware answers 413 once the limit is passed, stops pulling chunks and drops what the
+    app answers after seeing the disconnect."""
+    chunk, pulled, sent = b"\0" * 64 * 1024, 0, []
+
+    async def receive() -> dict:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": chunk, "more_body": pulled < 100}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def app(scope: dict, receive, send) -> None:
+        while (message := await receive())["type"] == "http.request" and message["more_body"]:
+            pass
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b"app answer"})
+
+    limited = UploadSizeLimit(app, limit=LIMIT, paths=frozenset({"/v1/photos"}))
+    scope = {"type": "http", "method": "POST", "path": "/v1/photos", "headers": []}
+    asyncio.run(limited(scope, receive, send))
+    assert pulled == (LIMIT + MULTIPART_OVERHEAD) // len(chunk) + 1
+    assert [m.get("status") for m in sent] == [413, None]
+    assert json.loads(sent[1]["body"])["error"]["code"] == "file_too_large"
+
+
+def test_a_photo_over_a_megabyte_is_accepted_and_parsed_in_memory(api: Api) -> None:
+    assert MultiPartParser.spool_max_size >= api.container.settings.max_upload_bytes
+    photo = jpeg_bytes(make_fruit("apple", rotten=True, size=(2400, 1800), seed=3), quality=97)
+    assert len(photo) > 1024 * 1024
+    response = api.upload(api.customer(), photo)
+    assert response.status_code == 201, response.text
+    assert response.json()["width"] == 2400
