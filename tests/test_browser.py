@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from PIL import Image
+from PIL import Image, ImageFilter
 from sqlalchemy import select, update
 
 from claims_api.auth.service import create_reviewer
@@ -29,8 +29,9 @@ from claims_api.db import utcnow
 from claims_api.main import create_app
 from claims_api.migrate import upgrade
 from claims_api.review.models import ReviewDecision
+from data.synthetic import make_fruit
 from tests.conftest import REPO, dataset_dir
-from tests.support.api import Api
+from tests.support.api import Api, jpeg_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]  # one Chromium
 
@@ -80,7 +81,7 @@ def browser():
 
 
 @pytest.fixture
-def live(tmp_path: Path, tiny_model_path: Path) -> Iterator[Live]:
+def live(tmp_path: Path, tiny_model_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Live]:
     url = f"sqlite:///{tmp_path / 'freshclaim.db'}"
     upgrade(url)
     settings = Settings(
@@ -110,6 +111,8 @@ def live(tmp_path: Path, tiny_model_path: Path) -> Iterator[Live]:
     server.should_exit = True
     thread.join(timeout=10)
     container.db.dispose()
+    crashes = [r for r in caplog.records if r.name.startswith("uvicorn") and r.exc_info]
+    assert not crashes, [caplog.text[-3000:]]  # the server never answered with a 500
 
 
 def manual_claims(live: Live, count: int, prefix: str = "ord") -> list[str]:
@@ -298,13 +301,17 @@ def _real_photos() -> dict[str, list[Path]]:
 
 
 def _save_png(data: bytes, name: str) -> Path:
-    """A palette PNG keeps a screenshot small enough to commit (< 300 KB)."""
+    """A palette PNG keeps a screenshot small enough to commit (< 300 KB): fewer colours
+    until it fits (noisy photos need fewer)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     image = Image.open(io.BytesIO(data)).convert("RGB")
-    small = image.quantize(colors=192, method=Image.Quantize.MEDIANCUT)
     path = SCREENSHOTS / name
-    buffer = io.BytesIO()
-    small.save(buffer, "PNG", optimize=True)
+    for colors in (192, 128, 64, 32):
+        small = image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+        buffer = io.BytesIO()
+        small.save(buffer, "PNG", optimize=True)
+        if buffer.tell() < MAX_SCREENSHOT_BYTES:
+            break
     path.write_bytes(buffer.getvalue())
     assert path.stat().st_size < MAX_SCREENSHOT_BYTES, (name, path.stat().st_size)
     return path
@@ -333,6 +340,19 @@ def _screenshot_claims(live: Live) -> list[str]:
     if len(ids) < 3:
         pytest.skip("too few real photos went to manual review for a useful screenshot")
     return ids
+
+
+def _over_cap_rotten_claim(live: Live) -> str:
+    customer = live.api.customer("c-200")
+    live.api.put_order("A2001", customer_id="c-200", unit_price_cents=6_800, quantity=3)
+    # smoothed: the synthetic grain would not compress into a small screenshot
+    fruit = make_fruit("apple", rotten=True, seed=3).filter(ImageFilter.GaussianBlur(1.2))
+    response = live.api.upload(customer, jpeg_bytes(fruit))
+    assert response.status_code == 201, response.text
+    photo = response.json()["id"]
+    body = live.api.claim(customer, [photo], order_id="A2001", quantity=1).json()
+    assert body["status"] == "in_review", body
+    return body["id"]
 
 
 def _spread_deadlines(live: Live, ids: list[str]) -> None:
@@ -383,7 +403,7 @@ def test_screenshots_of_the_queue_and_claim_views(browser, live):
     zh.close()
     other.close()
 
-    live.reviewer("boss", role="admin")
+    boss_id = live.reviewer("boss", role="admin")
     admin = browser.new_context(viewport={"width": 1366, "height": 768})
     page = sign_in(admin, live, "boss")
     press_and_wait(page, "n")
@@ -391,6 +411,24 @@ def test_screenshots_of_the_queue_and_claim_views(browser, live):
     page.goto(f"{live.url}/web/admin")
     assert page.locator('tr[data-reviewer="boss"]').count() == 1
     _save_png(page.screenshot(), "admin-1366x768.png")
+
+    # the heat map over a rotten spot: a synthetic rotten apple, over the auto-approve cap
+    heat_claim = _over_cap_rotten_claim(live)
+    with live.container.db.session() as session:
+        session.execute(
+            update(Claim)
+            .where(Claim.id == heat_claim)
+            .values(
+                lease_holder=boss_id,
+                leased_at=utcnow(),
+                lease_expires_at=utcnow() + timedelta(minutes=5),
+            )
+        )
+    page.goto(f"{live.url}/web/claims/{heat_claim}")
+    page.keyboard.press("h")
+    page.locator("img.heat").first.wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    _save_png(page.screenshot(), "claim-heatmap-1366x768.png")
     admin.close()
     for path in SCREENSHOTS.glob("*.png"):
         assert path.stat().st_size < MAX_SCREENSHOT_BYTES

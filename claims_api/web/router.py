@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.requests import ClientDisconnect
 
 from claims_api.auth import service as auth
 from claims_api.container import Container
@@ -107,7 +108,10 @@ async def form_data(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         return {}
-    form = await request.form(max_files=0, max_fields=50)
+    try:
+        form = await request.form(max_files=0, max_fields=50)
+    except ClientDisconnect as exc:  # e.g. a release beacon cut off by a closing tab
+        raise ApiError(400, "client_disconnected", "The request body did not arrive.") from exc
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
