@@ -96,18 +96,8 @@ def _check_sku(session: Session, order_id: str, line_id: str, at: datetime) -> N
     if line is None:
         return
     since = at - timedelta(hours=SKU_ALERT_WINDOW_HOURS)
-    claim_ids = list(
-        session.scalars(
-            select(Claim.id)
-            .join(
-                OrderLine,
-                (OrderLine.order_id == Claim.order_id) & (OrderLine.line_id == Claim.line_id),
-            )
-            .where(OrderLine.sku == line.sku, Claim.submitted_at >= since)
-        )
-    )
-    if len(claim_ids) < SKU_ALERT_CLAIMS:
-        return
+    # Cheap checks first: this runs for every submitted claim, and loading every claim id of a
+    # popular SKU each time made the relay's work grow with the window's claims (quadratic).
     recent = session.scalar(
         select(func.count())
         .select_from(SkuQualityAlert)
@@ -115,6 +105,17 @@ def _check_sku(session: Session, order_id: str, line_id: str, at: datetime) -> N
     )
     if recent:
         return
+    in_window = (
+        select(Claim.id)
+        .join(
+            OrderLine,
+            (OrderLine.order_id == Claim.order_id) & (OrderLine.line_id == Claim.line_id),
+        )
+        .where(OrderLine.sku == line.sku, Claim.submitted_at >= since)
+    )
+    if session.scalar(select(func.count()).select_from(in_window.subquery())) < SKU_ALERT_CLAIMS:
+        return
+    claim_ids = list(session.scalars(in_window))
     alert = SkuQualityAlert(
         sku=line.sku,
         claims_in_window=len(claim_ids),
