@@ -13,6 +13,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from claims_api.auth.models import Reviewer
+from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.claims.states import Status
 from claims_api.compensation import service as ledger
@@ -320,7 +321,7 @@ def seen_snapshot(view: ClaimView, form: dict[str, str], locale: str) -> dict[st
 
 def decide_and_next(
     session: Session,
-    user_principal,
+    user_principal: Principal,
     claim_id: str,
     form: dict[str, str],
     locale: str,
@@ -335,7 +336,7 @@ def decide_and_next(
 
 
 def skip_and_next(
-    session: Session, user_principal, claim_id: str, lease_seconds: int
+    session: Session, user_principal: Principal, claim_id: str, lease_seconds: int
 ) -> Claim | None:
     review.release(session, user_principal, claim_id)
     return review.lease_next(session, user_principal, lease_seconds, exclude=[claim_id])
