@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,7 @@ from claims_api.photos.models import Photo, PhotoHash
 ReuseKind = Literal["own_other_claim", "other_customer"]
 Colour = tuple[int, int]
 _BAND_COLUMNS = (PhotoHash.band0, PhotoHash.band1, PhotoHash.band2, PhotoHash.band3)
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,11 @@ def query_pairs_of(hashes: dict | None) -> list[HashPair]:
     return []
 
 
-def candidate_windows(
+def candidate_rows(
     session: Session, photo_id: str, queries: Sequence[HashPair]
-) -> dict[str, list[HashPair]]:
-    """Stored windows sharing a pHash band with any query hash (one indexed query), grouped
-    by photo; the photo itself is left out."""
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Stored windows sharing a pHash band with any query hash (one indexed query; the photo
+    itself left out): their photo ids and unsigned pHash / dHash arrays."""
     band_sets, _ = hashing.query_band_values(queries)
     pairs = zip(_BAND_COLUMNS, band_sets, strict=True)
     condition = or_(*(column.in_(sorted(values)) for column, values in pairs))
@@ -100,12 +102,37 @@ def candidate_windows(
         select(PhotoHash.photo_id, PhotoHash.phash, PhotoHash.dhash).where(
             condition, PhotoHash.photo_id != photo_id
         )
+    ).all()
+    ids = [row[0] for row in rows]
+    phash = np.array([row[1] for row in rows], dtype=np.int64).view(np.uint64)
+    dhash = np.array([row[2] for row in rows], dtype=np.int64).view(np.uint64)
+    return ids, phash, dhash
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Bits set in each uint64 (numpy < 2 has no bitwise_count)."""
+    as_bytes = np.ascontiguousarray(values).view(np.uint8).reshape(*values.shape, 8)
+    return _POPCOUNT8[as_bytes].sum(axis=-1, dtype=np.int64)
+
+
+def candidate_windows(
+    session: Session, photo_id: str, queries: Sequence[HashPair]
+) -> dict[str, list[HashPair]]:
+    """The windows of candidate photos that pass hashing's per-hash thresholds against some
+    query hash, grouped by photo. Vectorised: a lookup at 1,000,000 rows fetches about a
+    thousand candidates, of which almost none are close."""
+    ids, phash, dhash = candidate_rows(session, photo_id, queries)
+    if not ids:
+        return {}
+    limits = hashing.MATCH_THRESHOLDS
+    q_phash = np.array([q.phash for q in queries], dtype=np.uint64)
+    q_dhash = np.array([q.dhash for q in queries], dtype=np.uint64)
+    close = (_popcount(phash[:, None] ^ q_phash[None, :]) <= limits.phash_max) & (
+        _popcount(dhash[:, None] ^ q_dhash[None, :]) <= limits.dhash_max
     )
     windows: dict[str, list[HashPair]] = defaultdict(list)
-    for matched_id, phash, dhash in rows:
-        windows[matched_id].append(
-            HashPair(hashing.from_signed64(phash), hashing.from_signed64(dhash))
-        )
+    for index in np.flatnonzero(close.any(axis=1)):
+        windows[ids[index]].append(HashPair(int(phash[index]), int(dhash[index])))
     return windows
 
 
