@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -27,6 +28,15 @@ class Claim(Base):
             ["order_id", "line_id"], ["order_lines.order_id", "order_lines.line_id"]
         ),
         Index("ix_claims_queue", "status", "sla_deadline"),
+        # a reviewer's current lease (lease-next looks it up first) and the lease sweeper:
+        # only leased rows, so it stays tiny however long the queue grows
+        Index(
+            "ix_claims_lease_holder",
+            "lease_holder",
+            "lease_expires_at",
+            postgresql_where=text("lease_holder IS NOT NULL"),
+            sqlite_where=text("lease_holder IS NOT NULL"),
+        ),
         Index("ix_claims_customer_submitted", "customer_id", "submitted_at"),
         Index("ix_claims_line", "order_id", "line_id"),
     )
