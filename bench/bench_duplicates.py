@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from collections import Counter
@@ -188,16 +190,179 @@ def shares_band(stored: hashing.PhotoHashes, queries: list[hashing.HashPair], dh
     return False
 
 
+# --- indexed lookup at scale (PostgreSQL / SQLite) ---------------------------------------
+
+BAND_COLUMNS = ("band0", "band1", "band2", "band3")
+
+
+def random_rows(photos: int, windows: int, seed: int = 7):
+    """(photo_id, window, customer_id, phash, dhash, band0..3) for random photos, signed."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, photos, 50_000):
+        count = min(50_000, photos - start)
+        top = np.iinfo(np.uint64).max
+        phash = rng.integers(0, top, size=(count, windows), dtype=np.uint64, endpoint=True)
+        dhash = rng.integers(0, top, size=(count, windows), dtype=np.uint64, endpoint=True)
+        for i in range(count):
+            photo_id = f"pho_r{start + i:09d}"
+            customer = (start + i) % 100_000
+            for window in range(windows):
+                p, d = int(phash[i, window]), int(dhash[i, window])
+                yield (
+                    photo_id,
+                    window,
+                    f"cus_{customer}",
+                    hashing.to_signed64(p),
+                    hashing.to_signed64(d),
+                    *hashing.band_values(p),
+                )
+
+
+def photo_rows(photo_id: str, hashes: hashing.PhotoHashes):
+    for window, pair in enumerate(hashes.windows):
+        yield (
+            photo_id,
+            window,
+            "cus_real",
+            hashing.to_signed64(pair.phash),
+            hashing.to_signed64(pair.dhash),
+            *hashing.band_values(pair.phash),
+        )
+
+
+def lookup(cursor, placeholder: str, queries: list[hashing.HashPair], table: str):
+    """The service's lookup: rows sharing a pHash band with any query hash, then the exact
+    distances in Python. Returns the photo ids that match."""
+    band_sets, _ = hashing.query_band_values(queries)
+    clauses, params = [], []
+    for column, values in zip(BAND_COLUMNS, band_sets, strict=True):
+        clauses.append(f"{column} IN ({', '.join([placeholder] * len(values))})")
+        params.extend(sorted(values))
+    cursor.execute(
+        f"SELECT photo_id, phash, dhash FROM {table} WHERE {' OR '.join(clauses)}", params
+    )
+    windows: dict[str, list[hashing.HashPair]] = {}
+    rows = cursor.fetchall()
+    for photo_id, phash, dhash in rows:
+        windows.setdefault(photo_id, []).append(
+            hashing.HashPair(hashing.from_signed64(phash), hashing.from_signed64(dhash))
+        )
+    matched = {
+        photo_id
+        for photo_id, pairs in windows.items()
+        if hashing.is_match(hashing.PhotoHashes(tuple(pairs)), queries)[0]
+    }
+    return matched, len(rows)
+
+
+def db_benchmark(kind: str, url: str, photos: int, real: list, queries: list) -> dict:
+    """Load ``photos`` random photos (every window a row) plus the real ones, then time one
+    lookup per query photo. ``real``: [(photo_id, PhotoHashes)], ``queries``:
+    [(expected photo_id, [HashPair])]."""
+    windows = 1 + len(hashing.WINDOWS)
+    columns = 'photo_id, "window", customer_id, phash, dhash, band0, band1, band2, band3'
+    started = time.perf_counter()
+    if kind == "postgres":
+        import psycopg
+
+        schema = f"fc_bench_{os.getpid()}"
+        connection = psycopg.connect(url, autocommit=True)
+        cursor = connection.cursor()
+        table, placeholder = f"{schema}.photo_hashes", "%s"
+        cursor.execute(f"CREATE SCHEMA {schema}")
+    else:
+        import sqlite3
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="fc_bench_")
+        connection = sqlite3.connect(os.path.join(folder, "bench.sqlite"))
+        cursor = connection.cursor()
+        table, placeholder = "photo_hashes", "?"
+    try:
+        cursor.execute(
+            f'CREATE TABLE {table} (photo_id VARCHAR(40) NOT NULL, "window" INTEGER NOT NULL, '
+            "customer_id VARCHAR(100) NOT NULL, phash BIGINT NOT NULL, dhash BIGINT NOT NULL, "
+            "band0 INTEGER NOT NULL, band1 INTEGER NOT NULL, band2 INTEGER NOT NULL, "
+            'band3 INTEGER NOT NULL, PRIMARY KEY (photo_id, "window"))'
+        )
+        every_row = itertools.chain(
+            random_rows(photos, windows),
+            (row for photo_id, hashes in real for row in photo_rows(photo_id, hashes)),
+        )
+        if kind == "postgres":
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in every_row:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * 9)})", every_row)
+            connection.commit()
+        loaded = time.perf_counter()
+        for column in BAND_COLUMNS:
+            cursor.execute(f"CREATE INDEX ix_{column} ON {table} ({column})")
+        cursor.execute(f"ANALYZE {table}" if kind == "postgres" else "ANALYZE")
+        if kind == "sqlite":
+            connection.commit()
+        indexed = time.perf_counter()
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        total_rows = cursor.fetchone()[0]
+
+        for _, query in queries[:20]:  # warm the caches a little, as a running service is
+            lookup(cursor, placeholder, query, table)
+        latencies, candidates, found = [], [], 0
+        for expected, query in queries:
+            begun = time.perf_counter()
+            matched, rows = lookup(cursor, placeholder, query, table)
+            latencies.append((time.perf_counter() - begun) * 1000.0)
+            candidates.append(rows)
+            found += expected in matched
+        return {
+            "backend": kind,
+            "rows": total_rows,
+            "photos": photos + len(real),
+            "windows_per_photo": windows,
+            "load_seconds": loaded - started,
+            "index_seconds": indexed - loaded,
+            "lookups": len(latencies),
+            "lookup_ms_p50": float(np.percentile(latencies, 50)),
+            "lookup_ms_p95": float(np.percentile(latencies, 95)),
+            "lookup_ms_p99": float(np.percentile(latencies, 99)),
+            "lookup_ms_max": float(max(latencies)),
+            "candidate_rows_median": float(np.median(candidates)),
+            "true_photo_found_rate": found / len(queries),
+        }
+    finally:
+        if kind == "postgres":
+            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+            connection.close()
+        else:
+            connection.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--limit", type=int, default=None, help="use about N photos")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "duplicates.json")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/test",
+        help="also time indexed lookups in a scratch schema of this PostgreSQL (dropped after)",
+    )
+    parser.add_argument("--sqlite", action="store_true", help="also time lookups on SQLite")
+    parser.add_argument(
+        "--db-rows", type=int, default=1_000_000, help="hash rows to load (23 per photo)"
+    )
+    parser.add_argument("--db-queries", type=int, default=300)
+    parser.add_argument("--db-only", action="store_true", help="skip the match-rate part")
     args = parser.parse_args()
     if not (args.dataset / "manifest.csv").is_file():
         print(f"dataset not found at {args.dataset}", file=sys.stderr)
         return 2
 
+    if args.db_only:
+        return run_db_benchmarks(args)
     started = time.perf_counter()
     rows = load_manifest(args.dataset, args.limit)
     originals, stored, queries, colours = [], [], [], []
@@ -345,7 +510,50 @@ def main() -> int:
         )
     )
     print(f"wrote {args.out}")
+    if args.postgres or args.sqlite:
+        return run_db_benchmarks(args)
     return 0
+
+
+def run_db_benchmarks(args: argparse.Namespace) -> int:
+    """Real photos' hashes are loaded among the random ones; each query is a randomly
+    transformed copy of one of them, so the lookup must find it through the index."""
+    rows = load_manifest(args.dataset, args.db_queries)
+    names = list(TRANSFORMS)
+    real, queries = [], []
+    for n, row in enumerate(rows):
+        original = Image.open(args.dataset / row["image"]).convert("RGB")
+        photo_id = f"pho_real{n:05d}"
+        real.append((photo_id, process_upload(original_bytes(original)).hashes))
+        copy = process_upload(TRANSFORMS[names[n % len(names)]](original))
+        queries.append((photo_id, hashing.query_hashes(copy.small_image)))
+    windows = 1 + len(hashing.WINDOWS)
+    photos = max(0, args.db_rows // windows - len(real))
+    results = []
+    if args.postgres:
+        results.append(db_benchmark("postgres", args.postgres, photos, real, queries))
+    if args.sqlite:
+        results.append(db_benchmark("sqlite", "", photos, real, queries))
+    print(
+        f"\n{'backend':9s} {'rows':>10s} {'photos':>8s} {'load s':>7s} {'index s':>8s} "
+        f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'cand.':>6s} {'found':>6s}"
+    )
+    for r in results:
+        print(
+            f"{r['backend']:9s} {r['rows']:10d} {r['photos']:8d} {r['load_seconds']:7.1f} "
+            f"{r['index_seconds']:8.1f} {r['lookup_ms_p50']:7.2f} {r['lookup_ms_p95']:7.2f} "
+            f"{r['lookup_ms_p99']:7.2f} {r['lookup_ms_max']:7.2f} "
+            f"{r['candidate_rows_median']:6.0f} {r['true_photo_found_rate']:6.3f}"
+        )
+    out = args.out.with_name(args.out.stem + "_db.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"load_average": os.getloadavg(), "results": results}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def original_bytes(image: Image.Image) -> bytes:
+    return _jpeg(image, 95)
 
 
 if __name__ == "__main__":
