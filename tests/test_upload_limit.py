@@ -80,3 +80,14 @@ def test_a_photo_over_a_megabyte_is_accepted_and_parsed_in_memory(api: Api) -> N
     response = api.upload(api.customer(), photo)
     assert response.status_code == 201, response.text
     assert response.json()["width"] == 2400
+
+
+def test_uploads_decode_at_most_one_per_core_at_once(api: Api) -> None:
+    from claims_api.photos.service import processing_slots
+
+    api.container.settings.photo_concurrency = 3
+    slots = processing_slots(api.container)
+    assert all(slots.acquire(blocking=False) for _ in range(3))
+    assert not slots.acquire(blocking=False)
+    for _ in range(3):
+        slots.release()

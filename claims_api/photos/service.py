@@ -4,7 +4,10 @@ the model, store the re-encoded copy, then record it in one short transaction.""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -89,14 +92,27 @@ def _ordered_produce(session: Session, customer: Principal, ctx: UploadContext) 
     return line.produce
 
 
+@lru_cache
+def _slots(count: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(count)
+
+
+def processing_slots(container: Container) -> threading.BoundedSemaphore:
+    """How many uploads decode and score at once in this process: the work is CPU-bound, so
+    more than one per core only adds memory (each holds a decoded multi-megapixel image) and
+    stretches every request's latency; the others wait their turn with only their bytes."""
+    return _slots(container.settings.photo_concurrency or os.cpu_count() or 1)
+
+
 def upload_photo(
     container: Container, customer: Principal, data: bytes, ctx: UploadContext, locale: str = "en"
 ) -> PhotoOut:
-    try:
-        processed = process_upload(data, limits_for(container))
-    except PhotoRejected as exc:
-        raise ApiError(exc.status, exc.code, _text(exc.code, locale, exc.message)) from exc
-    scores, scoring_error = _score(container, processed)
+    with processing_slots(container):
+        try:
+            processed = process_upload(data, limits_for(container))
+        except PhotoRejected as exc:
+            raise ApiError(exc.status, exc.code, _text(exc.code, locale, exc.message)) from exc
+        scores, scoring_error = _score(container, processed)
     storage_key = f"{processed.stored_sha256}.jpg"
     container.storage.put(storage_key, processed.stored_bytes, "image/jpeg")
 
