@@ -1,7 +1,7 @@
 """End to end over HTTP: photo upload + claim against a real ``freshclaim serve``.
 
     python -m bench.bench_http [--db sqlite,postgres] [--concurrency 1,4,16] [--workers 1]
-                               [--duration 20] [--max-requests 400] [--out var/bench] [--quick]
+                               [--duration 20] [--max-requests 200] [--out var/bench] [--quick]
 
 For each database it starts the server as a subprocess on 127.0.0.1 (a free port,
 ``FRESHCLAIM_HOME`` in a temporary folder, PostgreSQL in a scratch database that is dropped
@@ -40,7 +40,9 @@ import httpx
 from bench.common import (
     DEFAULT_OUT,
     PHONE_12MP,
+    REPO,
     PhotoSpec,
+    cpu_seconds,
     default_model,
     free_port,
     machine_state,
@@ -71,14 +73,15 @@ def _init_worker(model: str, photos: list[bytes]) -> None:
     _worker_state["limits"] = ImageLimits(max_bytes=20 * 1024 * 1024)
 
 
-def _pipeline_once(index: int) -> float:
+def _pipeline_once(index: int) -> tuple[float, float]:
+    """Wall and CPU milliseconds (this process, all threads) of one photo."""
     from claims_api.photos.imaging import process_upload
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     photos = _worker_state["photos"]
     processed = process_upload(photos[index % len(photos)], _worker_state["limits"])
     _worker_state["classifier"].score(processed.small_image)
-    return (time.perf_counter() - start) * 1000.0
+    return (time.perf_counter() - start) * 1000.0, (time.process_time() - cpu) * 1000.0
 
 
 def inprocess_throughput(
@@ -89,13 +92,14 @@ def inprocess_throughput(
     with pool:
         list(pool.map(_pipeline_once, range(processes * 2)))  # warm up every worker
         start = time.perf_counter()
-        ms = list(pool.map(_pipeline_once, range(count)))
+        timings = list(pool.map(_pipeline_once, range(count)))
         wall = time.perf_counter() - start
     return {
         "processes": processes,
         "photos": count,
         "photos_per_s": round(count / wall, 2),
-        **summarise(ms),
+        "cpu_ms_per_photo": round(sum(c for _, c in timings) / count, 1),
+        **summarise([ms for ms, _ in timings]),
     }
 
 
@@ -139,6 +143,10 @@ def _wait_ready(base_url: str, process: subprocess.Popen, timeout: float = 60.0)
     raise RuntimeError(f"server at {base_url} not ready after {timeout:.0f} s")
 
 
+def _serve_flags() -> list[str]:
+    return ["--shared-socket"] if os.environ.get("FRESHCLAIM_BENCH_SHARED") == "1" else []
+
+
 @contextmanager
 def running_server(
     home: Path, database_url: str | None, model: Path, workers: int, model_threads: int
@@ -149,7 +157,7 @@ def running_server(
         "FRESHCLAIM_MODEL_PATH": str(model),
         "FRESHCLAIM_SECRET_KEY": secrets.token_urlsafe(32),
         "FRESHCLAIM_MODEL_THREADS": str(model_threads),
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     env.pop("FRESHCLAIM_DATABASE_URL", None)
     if database_url:
@@ -161,7 +169,7 @@ def running_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "claims_api.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(workers)],
+             "--port", str(port), "--workers", str(workers), *_serve_flags()],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
@@ -181,13 +189,15 @@ def running_server(
 
 
 class RssSampler:
-    """Samples the RSS of the server and all its children every ``interval`` seconds."""
+    """Samples the RSS of the server and all its children every ``interval`` seconds, and
+    counts the CPU time they use meanwhile."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid = pid
         self.interval = interval
         self.peak_rss_mb = 0.0
         self.processes = 0
+        self.cpu_start = self.cpu_used = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -199,12 +209,14 @@ class RssSampler:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
+        self.cpu_start = cpu_seconds(process_tree(self.pid))
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu_used = cpu_seconds(process_tree(self.pid)) - self.cpu_start
 
     def report(self) -> dict[str, Any]:
         hwm = rss_mb(process_tree(self.pid))
@@ -213,6 +225,7 @@ class RssSampler:
             "peak_hwm_one_process_mb": hwm["max_hwm_mb"],
             "sum_hwm_mb": hwm["sum_hwm_mb"],
             "processes": self.processes,
+            "server_cpu_s": round(self.cpu_used, 2),
         }
 
 
@@ -389,6 +402,7 @@ def phase_row(
         "p99_ms": total.get("p99_ms"),
         "upload_p50_ms": summarise([o.upload_ms for o in ok]).get("p50_ms"),
         "claim_p50_ms": summarise([o.claim_ms for o in ok]).get("p50_ms"),
+        "cpu_ms_per_claim": round(rss["server_cpu_s"] * 1000 / len(ok), 1) if ok else None,
         **paid_check(ok),
         **rss,
     }
@@ -464,7 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine_after": machine_state(),
     }
     report(result)
-    write_json(args.out / f"http-w{args.workers}.json", result)
+    write_json(args.out / f"http-{args.tag or f'w{args.workers}'}.json", result)
     return result
 
 
@@ -473,15 +487,16 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"\nin-process pipeline + scoring, {c['processes']} processes: "
         f"{c['photos_per_s']} photos/s "
-        f"(p50 {c['p50_ms']} ms per photo); {result['photo']['distinct']} photos like "
+        f"(p50 {c['p50_ms']} ms, {c['cpu_ms_per_photo']} ms CPU per photo); "
+        f"{result['photo']['distinct']} photos like "
         f"{result['photo']['spec']}, {result['photo']['mean_mb']} MB on average"
     )
     print_table(
         f"HTTP upload + claim, freshclaim serve --workers {result['workers']}",
         result["phases"],
         ["db", "concurrency", "requests", "errors", "claims_per_s", "vs_inprocess", "p50_ms",
-         "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "auto", "manual", "peak_rss_mb",
-         "processes"],
+         "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "cpu_ms_per_claim", "auto", "manual",
+         "peak_rss_mb", "processes"],
     )  # fmt: skip
     for row in result["phases"]:
         if "probe" in row:
@@ -511,6 +526,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--photo", type=_spec, default=None, help="e.g. 1080x810q85 (default 12 MP)")
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--tag", default="", help="JSON file name: http-<tag>.json (default w<N>)")
     p.add_argument("--quick", action="store_true", help="a few requests, to check it works")
     args = p.parse_args(argv)
     if args.quick:

@@ -238,6 +238,19 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (from /proc/<pid>/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def rss_mb(pids: Sequence[int]) -> dict[str, float]:
     """Current RSS summed over ``pids`` and the largest peak (VmHWM) of any one of them."""
     return {

@@ -1,6 +1,6 @@
 """Run every FreshClaim benchmark and check the performance targets: ``make bench``.
 
-    python -m bench.run_all [--out var/bench] [--quick] [--only http,queue,...] [--workers 1]
+    python -m bench.run_all [--out var/bench] [--quick] [--only http,queue,...] [--workers 1,2]
 
 Parts (each prints its own table and writes JSON under ``--out``):
 
@@ -8,8 +8,10 @@ Parts (each prints its own table and writes JSON under ``--out``):
   (``bench/bench_pipeline.py``, by the photos developer);
 * ``inference``: model inference per image and per batch (``bench/bench_inference.py``);
 * ``duplicates``: reused-photo lookup quality (``bench/bench_duplicates.py``);
-* ``http``: upload + claim end to end against ``freshclaim serve``, SQLite and PostgreSQL,
-  concurrency 1/4/16, peak RSS (:mod:`bench.bench_http`);
+* ``http``: upload + claim end to end against ``freshclaim serve --workers N`` for each N of
+  ``--workers``, SQLite and PostgreSQL, concurrency 1/4/16, peak RSS (:mod:`bench.bench_http`);
+* ``compressed``: the same at concurrency 4 (SQLite, one worker) with the 1080x810 quality-85
+  photo a mini-program should send, to compare with the 12-MP phone original;
 * ``queue``: lease-next + decide with 100,000 waiting claims on PostgreSQL
   (:mod:`bench.bench_queue`).
 
@@ -32,7 +34,7 @@ from typing import Any
 from bench import bench_http, bench_queue
 from bench.common import DEFAULT_OUT, REPO, default_model, machine_state, print_table, write_json
 
-PARTS = ("pipeline", "inference", "duplicates", "http", "queue")
+PARTS = ("pipeline", "inference", "duplicates", "http", "compressed", "queue")
 
 
 def _script(name: str) -> Path:
@@ -62,8 +64,9 @@ def run_pipeline(out: Path, quick: bool) -> dict[str, Any]:
         if _accepts("bench_pipeline", flag):
             args += [flag, str(out / "pipeline.json")]
             break
-    if quick and _accepts("bench_pipeline", "--quick"):
-        args.append("--quick")
+    for flag, value in (("--repeats", "2"), ("--real", "5")) if quick else ():
+        if _accepts("bench_pipeline", flag):
+            args += [flag, value]
     return _run_script("bench_pipeline", args) | {"json": _load(out / "pipeline.json")}
 
 
@@ -80,8 +83,19 @@ def run_duplicates(out: Path, quick: bool) -> dict[str, Any]:
     return _run_script("bench_duplicates", args)
 
 
-def run_http(out: Path, quick: bool, workers: int) -> dict[str, Any]:
-    args = ["--out", str(out), "--workers", str(workers)] + (["--quick"] if quick else [])
+def run_http(out: Path, quick: bool, workers: list[int]) -> dict[str, Any]:
+    """One run per worker count; phases of all runs together, each tagged with its count."""
+    runs = {}
+    for count in workers:
+        args = ["--out", str(out), "--workers", str(count)] + (["--quick"] if quick else [])
+        runs[count] = bench_http.main(args)
+    phases = [{**p, "workers": n} for n, run in runs.items() for p in run["phases"]]
+    return {"runs": runs, "phases": phases}
+
+
+def run_compressed(out: Path, quick: bool) -> dict[str, Any]:
+    args = ["--out", str(out), "--db", "sqlite", "--concurrency", "4", "--photo", "1080x810q85",
+            "--tag", "1080"] + (["--quick"] if quick else [])  # fmt: skip
     return bench_http.main(args)
 
 
@@ -103,19 +117,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for phase in http.get("phases", []):
         if phase["concurrency"] != 4:
             continue
-        rows.append(_target(f"{phase['db']}: c=4 throughput / in-process", ">= 0.70",
+        name = f"{phase['db']} w{phase.get('workers', 1)}"
+        rows.append(_target(f"{name}: c=4 throughput / in-process", ">= 0.70",
                             phase["vs_inprocess"], phase["vs_inprocess"] >= 0.70))  # fmt: skip
-        rows.append(_target(f"{phase['db']}: c=4 p99 upload+claim ms", "<= 250",
+        rows.append(_target(f"{name}: c=4 p99 upload+claim ms", "<= 250",
                             phase["p99_ms"], (phase["p99_ms"] or 1e9) <= 250))  # fmt: skip
     for phase in http.get("phases", []):
         not_paid = phase["auto_not_paid"] or phase.get("probe", {}).get("auto_not_paid") or []
         auto = phase["auto"] or phase.get("probe", {}).get("auto", 0)
-        rows.append(_target(f"{phase['db']} c={phase['concurrency']}: auto-approved paid "
-                            "before response", "all", f"{auto} auto, {len(not_paid)} unpaid",
+        rows.append(_target(f"{phase['db']} w{phase.get('workers', 1)} c={phase['concurrency']}: "
+                            "auto-approved paid before response", "all",
+                            f"{auto} auto, {len(not_paid)} unpaid",
                             bool(auto) and not not_paid))  # fmt: skip
-    if http.get("phases"):
-        peak = max(p["peak_rss_mb"] for p in http["phases"])
-        rows.append(_target("service peak RSS MB (all processes)", "<= 600", peak, peak <= 600))
+    for workers in sorted({p.get("workers", 1) for p in http.get("phases", [])}):
+        peak = max(p["peak_rss_mb"] for p in http["phases"] if p.get("workers", 1) == workers)
+        rows.append(_target(f"service peak RSS MB, --workers {workers} (all processes)", "<= 600",
+                            peak, peak <= 600))  # fmt: skip
     for q in (results.get("queue") or {}).get("results", []):
         rows.append(_target(f"lease-next p99 ms, {q['reviewers']} reviewer(s), "
                             f"{results['queue']['claims_waiting']} waiting", "<= 20",
@@ -132,7 +149,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--quick", action="store_true", help="tiny runs, to check the scripts work")
     p.add_argument("--only", default=",".join(PARTS), type=lambda s: s.split(","))
-    p.add_argument("--workers", type=int, default=1, help="freshclaim serve --workers for http")
+    p.add_argument("--workers", default="1,2", type=lambda s: [int(v) for v in s.split(",")],
+                   help="freshclaim serve --workers counts to measure")  # fmt: skip
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine_before": machine_state(), "quick": args.quick}
@@ -141,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "inference": lambda: run_inference(args.out, args.quick),
         "duplicates": lambda: run_duplicates(args.out, args.quick),
         "http": lambda: run_http(args.out, args.quick, args.workers),
+        "compressed": lambda: run_compressed(args.out, args.quick),
         "queue": lambda: run_queue(args.out, args.quick),
     }
     for part in args.only:
