@@ -150,6 +150,35 @@ def query_arrays(queries: list[list[hashing.HashPair]]) -> tuple[np.ndarray, np.
     return phash, dhash
 
 
+SWEEP = tuple(range(6, 15))
+
+
+def closeness(stored: hashing.PhotoHashes, query: list[hashing.HashPair]) -> int:
+    """min over (window, query hash) of max(pHash distance, dHash distance): the pair matches
+    under thresholds (T, T) exactly when this is <= T."""
+    return min(
+        max(hashing.hamming(w.phash, q.phash), hashing.hamming(w.dhash, q.dhash))
+        for w in stored.windows
+        for q in query
+    )
+
+
+def pair_closeness(
+    stored: tuple[np.ndarray, np.ndarray],
+    queries: tuple[np.ndarray, np.ndarray],
+    chunk: int = 32,
+) -> np.ndarray:
+    """closeness[i, j] of photo j's query hashes against photo i's stored windows."""
+    s_p, s_d = stored
+    q_p, q_d = queries
+    result = np.zeros((s_p.shape[0], q_p.shape[0]), dtype=np.int16)
+    for start in range(0, s_p.shape[0], chunk):
+        dp = np.bitwise_count(s_p[start : start + chunk, :, None, None] ^ q_p[None, None])
+        dd = np.bitwise_count(s_d[start : start + chunk, :, None, None] ^ q_d[None, None])
+        result[start : start + chunk] = np.maximum(dp, dd).min(axis=(1, 3))
+    return result
+
+
 def pair_matches(
     stored: tuple[np.ndarray, np.ndarray],
     queries: tuple[np.ndarray, np.ndarray],
@@ -378,9 +407,11 @@ def main() -> int:
     # --- true matches over transformed copies -------------------------------------------
     true_rates: dict[str, dict[str, float]] = {}
     distances: dict[str, list[int]] = {}
+    closeness_of_copies: dict[str, list[int]] = {}
     for name, transform in TRANSFORMS.items():
         hits = hits_colour = band_p = band_pd = 0
         distances[name] = []
+        closeness_of_copies[name] = []
         for original, own in zip(originals, stored, strict=True):
             copy = process_upload(transform(original))
             query = hashing.query_hashes(copy.small_image)
@@ -388,6 +419,7 @@ def main() -> int:
             colour = hashing.colour_signature(copy.small_image)
             hits_colour += hashing.is_match(own, query, thresholds, query_colour=colour)[0]
             distances[name].append(distance)
+            closeness_of_copies[name].append(closeness(own, query))
             hits += matched
             band_p += matched and shares_band(own, query, dhash=False)
             band_pd += matched and shares_band(own, query, dhash=True)
@@ -403,6 +435,7 @@ def main() -> int:
     # --- false matches over all pairs of different photos --------------------------------
     matched = pair_matches(stored_arrays(stored), query_arrays(queries), thresholds)
     np.fill_diagonal(matched, False)
+    close = pair_closeness(stored_arrays(stored), query_arrays(queries))
     colour_ok = np.array(
         [[hashing.colours_compatible(a, b, thresholds) for b in colours] for a in colours]
     )
@@ -457,6 +490,33 @@ def main() -> int:
             "documented_near_duplicate",
         )
     }
+    # Threshold sweep: match when pHash <= T and dHash <= T.
+    same_kind_mask = np.equal.outer(np.array(kinds), np.array(kinds))
+    not_series = ~np.equal.outer(
+        np.array([s or f"_{i}" for i, s in enumerate(series)]),
+        np.array([s or f"~{i}" for i, s in enumerate(series)]),
+    )
+    off_diagonal = ~np.eye(n, dtype=bool)
+    all_copies = np.array([c for values in closeness_of_copies.values() for c in values])
+    crop_copies = np.array(
+        [c for name, values in closeness_of_copies.items() if "crop" in name for c in values]
+    )
+    sweep = []
+    for threshold in SWEEP:
+        hit = close <= threshold
+        same = hit & same_kind_mask & not_series & off_diagonal
+        different = hit & ~same_kind_mask & off_diagonal
+        sweep.append(
+            {
+                "threshold": threshold,
+                "true_match_all": float(np.mean(all_copies <= threshold)),
+                "true_match_crops": float(np.mean(crop_copies <= threshold)),
+                "false_same_kind": float(
+                    same.sum() / max(1, (same_kind_mask & not_series & off_diagonal).sum())
+                ),
+                "false_different_kind": float(different.sum() / max(1, (~same_kind_mask).sum())),
+            }
+        )
     elapsed = time.perf_counter() - started
 
     print(
@@ -486,6 +546,15 @@ def main() -> int:
             f"{category:32s} {values['pairs']:9d} {values['matched']:8d} {values['rate']:10.2e} "
             f"{values['matched_with_colour']:8d} {values['rate_with_colour']:10.2e}"
         )
+    print(
+        f"\n{'threshold T (p<=T, d<=T)':26s} {'true all':>9s} {'true crops':>11s} "
+        f"{'false same kind':>16s} {'false diff kind':>16s}"
+    )
+    for row in sweep:
+        print(
+            f"{row['threshold']:26d} {row['true_match_all']:9.3f} {row['true_match_crops']:11.3f} "
+            f"{row['false_same_kind']:16.2e} {row['false_different_kind']:16.2e}"
+        )
     print(f"\n{elapsed:.1f} s")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -503,6 +572,7 @@ def main() -> int:
                 "true_match_overall": overall,
                 "true_match_overall_with_colour": overall_colour,
                 "false_match": false_rates,
+                "threshold_sweep": sweep,
                 "unexplained_matched_pairs": listed,
                 "seconds": elapsed,
             },

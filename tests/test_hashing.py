@@ -182,3 +182,13 @@ def test_real_photos_match_their_transformed_copies_and_not_each_other() -> None
     pairs = len(photos) * (len(photos) - 1)
     # Full measurement over all 1822 photos: bench/bench_duplicates.py
     assert len(false_matches) / pairs <= 0.005, false_matches
+
+
+def test_hash_source_keeps_matrix_products_single_threaded() -> None:
+    """Every resampling product must stay below OpenBLAS's multi-threading threshold
+    (65536 x 4 multiply-adds): its spinning threads made uploads 40x slower under load."""
+    for size in [(4000, 3000), (3000, 4000), (5000, 500), (64, 64)]:
+        grey = hashing._grey(Image.new("L", size, 128))
+        height, width = grey.shape
+        assert max(height, width) <= 64
+        assert 32 * height * width <= 65536 * 4
