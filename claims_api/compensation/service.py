@@ -4,6 +4,7 @@ which is derived from the ledger itself."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import case, func, select
@@ -23,8 +24,8 @@ def store_credit_account(customer_id: str) -> str:
     return f"liability:store_credit:{customer_id}"
 
 
-def compensated_cents(session: Session, order_id: str, line_id: str) -> int:
-    """Net amount paid out for a line: payouts minus reversals."""
+def _net_paid(session: Session, *where) -> int:
+    """Payouts minus reversals over the postings of the claims that match ``where``."""
     signed = case(
         (LedgerPosting.kind == "reversal", -LedgerPosting.amount_cents),
         else_=LedgerPosting.amount_cents,
@@ -32,9 +33,14 @@ def compensated_cents(session: Session, order_id: str, line_id: str) -> int:
     total = session.scalar(
         select(func.coalesce(func.sum(signed), 0))
         .join(Claim, Claim.id == LedgerPosting.claim_id)
-        .where(Claim.order_id == order_id, Claim.line_id == line_id)
+        .where(*where)
     )
     return int(total or 0)
+
+
+def compensated_cents(session: Session, order_id: str, line_id: str) -> int:
+    """Net amount paid out for a line."""
+    return _net_paid(session, Claim.order_id == order_id, Claim.line_id == line_id)
 
 
 def remaining_cents(session: Session, line: OrderLine) -> int:
@@ -142,14 +148,5 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
     return posting
 
 
-def paid_cents_for_customer_since(session: Session, customer_id: str, since) -> int:
-    signed = case(
-        (LedgerPosting.kind == "reversal", -LedgerPosting.amount_cents),
-        else_=LedgerPosting.amount_cents,
-    )
-    total = session.scalar(
-        select(func.coalesce(func.sum(signed), 0))
-        .join(Claim, Claim.id == LedgerPosting.claim_id)
-        .where(Claim.customer_id == customer_id, LedgerPosting.created_at >= since)
-    )
-    return int(total or 0)
+def paid_cents_for_customer_since(session: Session, customer_id: str, since: datetime) -> int:
+    return _net_paid(session, Claim.customer_id == customer_id, LedgerPosting.created_at >= since)

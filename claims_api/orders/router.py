@@ -13,24 +13,7 @@ OrderId = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
 def _out(order: Order) -> OrderOut:
-    return OrderOut(
-        id=order.id,
-        customer_id=order.customer_id,
-        delivered_at=order.delivered_at,
-        pickup_point_id=order.pickup_point_id,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-        lines=[
-            {
-                "line_id": ln.line_id,
-                "sku": ln.sku,
-                "produce": ln.produce,
-                "quantity": ln.quantity,
-                "unit_price_cents": ln.unit_price_cents,
-            }
-            for ln in order.lines
-        ],
-    )
+    return OrderOut.model_validate(order, from_attributes=True)
 
 
 @router.put(

@@ -90,18 +90,4 @@ def upsert_order(
 
 
 def _snapshot(order: Order) -> dict:
-    return {
-        "customer_id": order.customer_id,
-        "delivered_at": order.delivered_at.isoformat(),
-        "pickup_point_id": order.pickup_point_id,
-        "lines": [
-            {
-                "line_id": ln.line_id,
-                "sku": ln.sku,
-                "produce": ln.produce,
-                "quantity": ln.quantity,
-                "unit_price_cents": ln.unit_price_cents,
-            }
-            for ln in order.lines
-        ],
-    }
+    return OrderIn.model_validate(order, from_attributes=True).model_dump(mode="json")
