@@ -294,6 +294,18 @@ def test_webp_and_heif_are_accepted() -> None:
     assert heif.format == "heif" and (heif.width, heif.height) == (400, 300)
 
 
+def test_heif_orientation_is_applied_once_and_reported() -> None:
+    sensor = Image.new("RGB", (64, 48), (220, 20, 20))
+    sensor.paste((20, 20, 220), (32, 0, 64, 48))  # red left, blue right
+    exif = Image.Exif()
+    exif[TAG_ORIENTATION] = 6
+    result = process_upload(encode(sensor, "HEIF", quality=90, exif=exif.tobytes()))
+    assert (result.width, result.height) == (48, 64)
+    assert result.exif.orientation == 6
+    top, bottom = result.small_image.getpixel((24, 5)), result.small_image.getpixel((24, 58))
+    assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0]  # turned once, clockwise
+
+
 def test_content_addresses() -> None:
     data = encode(make_fruit(size=(320, 240)))
     first, second = process_upload(data), process_upload(data)

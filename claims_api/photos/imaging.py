@@ -260,7 +260,8 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
         image.load()
         watch.lap("decode")
         decoded_size = image.size
-        upright = to_upright_rgb(image, exif.orientation)
+        # pillow-heif turns HEIF images upright itself (and resets the tag to 1).
+        upright = to_upright_rgb(image, 1 if pil_format == "HEIF" else exif.orientation)
     except PhotoRejected:
         raise
     except Exception as exc:  # any failure of a decoder on untrusted bytes means a bad file
@@ -352,6 +353,9 @@ def read_exif_facts(image: Image.Image, limits: ImageLimits = DEFAULT_LIMITS) ->
     except Exception:
         return ExifFacts()
     if not exif:
+        heif_orientation = image.info.get("original_orientation")
+        if isinstance(heif_orientation, int) and 1 <= heif_orientation <= 8:
+            return ExifFacts(orientation=heif_orientation)
         return ExifFacts()
     try:
         exif_ifd = exif.get_ifd(_TAG_EXIF_IFD)
@@ -369,7 +373,7 @@ def read_exif_facts(image: Image.Image, limits: ImageLimits = DEFAULT_LIMITS) ->
     captured_at = parse_exif_datetime(
         _text(exif_ifd.get(_TAG_DATETIME_ORIGINAL)), offset or default_zone
     )
-    orientation = exif.get(_TAG_ORIENTATION, 1)
+    orientation = image.info.get("original_orientation") or exif.get(_TAG_ORIENTATION, 1)
     return ExifFacts(
         captured_at=captured_at,
         captured_at_offset_known=captured_at is not None and offset is not None,
