@@ -17,8 +17,24 @@ always shares a band, and most rows within the match threshold do (measured by
 ``bench/bench_duplicates.py``). Candidates are then checked with exact Hamming distances
 (:func:`is_match`).
 
-Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the shared real photos: see
-``bench/bench_duplicates.py`` for the measured true- and false-match rates.
+Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the 1822 shared real photos
+(``bench/bench_duplicates.py``, 18 kinds of transformed copy, all ordered pairs of different
+photos). At pHash <= T and dHash <= T:
+
+====  ==========  ===========  ====================  =========================
+T     true, all   true, crops  false, same produce   false, different produce
+====  ==========  ===========  ====================  =========================
+8     0.947       0.896        1.5e-4 per pair       5.7e-6 per pair
+9     0.957       0.915        2.3e-4                9.9e-6
+10    0.987       0.974        8.6e-4                8.5e-5
+12    0.998       0.997        4.8e-3                8.0e-4
+====  ==========  ===========  ====================  =========================
+
+Re-encoding, resizing, rotations, flips and ±10 % brightness/colour match ~100 % at T = 10;
+crops on the stored windows' grid ~100 %, random crops of 4-15 % 93-96 %. Most "false"
+pairs are look-alike web photos (one round fruit on white, or the black corners of the
+dataset's rotated copies); about one in six sampled by eye was in fact the same photo. A
+match routes a claim to a person; it never rejects one.
 
 Hash values are unsigned Python ints in 0..2**64-1; :func:`to_signed64` gives the value for a
 signed BIGINT column.
