@@ -15,7 +15,8 @@ costs anything:
 7. one small image (longer side ≤ ``small_max_side``) made from the decoded one, for the model,
    the quality gate and the hashes;
 8. the stored copy re-encoded as JPEG from pixels, with no EXIF/XMP at all (so GPS can never
-   be stored), content-addressed by its sha256.
+   be stored), content-addressed by its sha256 — on a helper thread while
+9. the quality gate and the perceptual hashes run on the small image.
 
 Anything the decoders cannot read becomes :class:`PhotoRejected`, never another exception.
 """

@@ -193,16 +193,6 @@ def edge_tiles(
     return tiles
 
 
-def central_crop(image: Image.Image, side: int) -> Image.Image:
-    """The central ``side``×``side`` region (or the whole image where it is smaller)."""
-    width, height = image.size
-    crop_w, crop_h = min(side, width), min(side, height)
-    left, top = (width - crop_w) // 2, (height - crop_h) // 2
-    if (crop_w, crop_h) == (width, height):
-        return image
-    return image.crop((left, top, left + crop_w, top + crop_h))
-
-
 def assess_quality(
     image: Image.Image,
     *,
