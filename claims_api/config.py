@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     photo_concurrency: int = Field(
         default=0,
         ge=0,
-        description="Photos decoded at once per process (0: one per CPU core). More gains no "
-        "speed on CPU-bound work and costs ~30 MB of memory each under a burst of uploads.",
+        description="Photos decoded at once per process (0: one per CPU core; `serve --workers "
+        "N` gives each worker cores/N). More gains no speed on CPU-bound work and costs memory "
+        "(a decoded multi-megapixel image each) under a burst of uploads.",
     )
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000

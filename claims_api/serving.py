@@ -82,6 +82,9 @@ def run(host: str, port: int, workers: int) -> int:
 def _supervise(host: str, port: int, workers: int) -> int:
     """Start ``workers`` processes; stop them all on SIGINT/SIGTERM or when one dies."""
     reuseport_socket(host, port).close()  # fail fast when the address is taken
+    # the workers share the cores: each decodes its share of photos at once (memory)
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("FRESHCLAIM_PHOTO_CONCURRENCY", str(max(1, cores // workers)))
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = [
         context.Process(target=_worker_main, args=(host, port), name=f"freshclaim-worker-{i}")

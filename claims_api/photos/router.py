@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1/photos", tags=["photos"], responses=ERROR_RESPONS
 
 def _read_limited(upload: UploadFile, limit: int) -> bytes:
     data = upload.file.read(limit + 1)
+    upload.file.close()  # the parsed part is in memory: free it now, not after the response
     if len(data) > limit:
         raise ApiError(
             413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB."
