@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bench_http, bench_queue
+from bench import bench_http, bench_queue, report
 from bench.common import DEFAULT_OUT, REPO, default_model, machine_state, print_table, write_json
 
 PARTS = ("pipeline", "inference", "duplicates", "http", "compressed", "queue")
@@ -113,6 +113,13 @@ def _load(path: Path) -> Any:
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets next to what was measured (None: not measured in this run)."""
     rows = []
+    generated = ((results.get("pipeline") or {}).get("json") or {}).get("generated", {})
+    for name, entry in generated.items():
+        if name.startswith("12MP") and "ratio_to_floor_stored" in entry:
+            ratio = round(entry["ratio_to_floor_stored"], 2)
+            rows.append(_target(f"pipeline / draft-decode floor, {name} (floor at the stored "
+                                f"scale; x{entry.get('ratio_to_floor_model', 0):.2f} to the "
+                                "224-px floor)", "<= 1.3", ratio, ratio <= 1.3))  # fmt: skip
     http = results.get("http") or {}
     for phase in http.get("phases", []):
         if phase["concurrency"] != 4:
@@ -170,6 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if any(results[k]["training_running"] for k in ("machine_before", "machine_after")):
         print("\nNOTE: a training process ran during the benchmark: timings are distorted.")
     write_json(args.out / "summary.json", results)
+    plain = json.loads(json.dumps(results, default=str))
+    (args.out / "summary.md").write_text(report.markdown(plain))
     print(f"\nJSON under {args.out}")
     return results
 
