@@ -196,6 +196,7 @@ class RssSampler:
         self.pid = pid
         self.interval = interval
         self.peak_rss_mb = 0.0
+        self.peak_pss_mb = 0.0
         self.processes = 0
         self.cpu_start = self.cpu_used = 0.0
         self._stop = threading.Event()
@@ -205,7 +206,9 @@ class RssSampler:
         while not self._stop.is_set():
             pids = process_tree(self.pid)
             self.processes = len(pids)
-            self.peak_rss_mb = max(self.peak_rss_mb, rss_mb(pids)["rss_mb"])
+            memory = rss_mb(pids)
+            self.peak_rss_mb = max(self.peak_rss_mb, memory["rss_mb"])
+            self.peak_pss_mb = max(self.peak_pss_mb, memory["pss_mb"])
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -222,6 +225,7 @@ class RssSampler:
         hwm = rss_mb(process_tree(self.pid))
         return {
             "peak_rss_mb": self.peak_rss_mb,
+            "peak_pss_mb": self.peak_pss_mb,
             "peak_hwm_one_process_mb": hwm["max_hwm_mb"],
             "sum_hwm_mb": hwm["sum_hwm_mb"],
             "processes": self.processes,
@@ -496,7 +500,7 @@ def report(result: dict[str, Any]) -> None:
         result["phases"],
         ["db", "concurrency", "requests", "errors", "claims_per_s", "vs_inprocess", "p50_ms",
          "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "cpu_ms_per_claim", "auto", "manual",
-         "peak_rss_mb", "processes"],
+         "peak_rss_mb", "peak_pss_mb", "processes"],
     )  # fmt: skip
     for row in result["phases"]:
         if "probe" in row:

@@ -251,10 +251,24 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / tick
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (libraries, copy-on-write) split among sharers."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def rss_mb(pids: Sequence[int]) -> dict[str, float]:
-    """Current RSS summed over ``pids`` and the largest peak (VmHWM) of any one of them."""
+    """Current RSS and PSS summed over ``pids`` (RSS counts shared pages once per process,
+    PSS splits them: the sum of PSS is what the processes really use together) and the
+    largest peak RSS (VmHWM) of any one of them."""
     return {
         "rss_mb": round(sum(_status_kb(p, "VmRSS") for p in pids) / 1024, 1),
+        "pss_mb": round(sum(_pss_kb(p) for p in pids) / 1024, 1),
         "max_hwm_mb": round(max([_status_kb(p, "VmHWM") for p in pids] or [0]) / 1024, 1),
         "sum_hwm_mb": round(sum(_status_kb(p, "VmHWM") for p in pids) / 1024, 1),
     }

@@ -85,7 +85,10 @@ def _supervise(host: str, port: int, workers: int) -> int:
     # the workers share the cores: each decodes its share of photos at once (memory)
     cores = os.cpu_count() or 1
     os.environ.setdefault("FRESHCLAIM_PHOTO_CONCURRENCY", str(max(1, cores // workers)))
-    context = multiprocessing.get_context("spawn")
+    # fork: the supervisor is single-threaded and has not loaded the app, so the workers start
+    # from a clean copy (no re-import, no resource-tracker process); spawn where fork is absent
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     processes: list[BaseProcess] = [
         context.Process(target=_worker_main, args=(host, port), name=f"freshclaim-worker-{i}")
         for i in range(workers)
