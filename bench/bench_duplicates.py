@@ -32,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -221,10 +222,36 @@ def shares_band(stored: hashing.PhotoHashes, queries: list[hashing.HashPair], dh
 
 # --- indexed lookup at scale (PostgreSQL / SQLite) ---------------------------------------
 
-BAND_COLUMNS = ("band0", "band1", "band2", "band3")
+
+@dataclass(frozen=True)
+class BandLayout:
+    """Which band columns the scratch table has: ``bands`` pHash bands (band0.., the
+    service's layout is 4) and, with ``with_dhash``, as many dHash bands (dband0..)."""
+
+    bands: int = 4
+    with_dhash: bool = False
+
+    @property
+    def columns(self) -> list[str]:
+        names = [f"band{i}" for i in range(self.bands)]
+        return names + ([f"dband{i}" for i in range(self.bands)] if self.with_dhash else [])
+
+    def row_bands(self, phash: int, dhash: int) -> list[int]:
+        values = hashing.band_values(phash, self.bands)
+        return values + (hashing.band_values(dhash, self.bands) if self.with_dhash else [])
+
+    def query_sets(self, queries: list[hashing.HashPair]) -> list[tuple[str, list[int]]]:
+        sets: list[set[int]] = [set() for _ in self.columns]
+        for query in queries:
+            for i, value in enumerate(self.row_bands(query.phash, query.dhash)):
+                sets[i].add(value)
+        return [(c, sorted(v)) for c, v in zip(self.columns, sets, strict=True)]
 
 
-def random_rows(photos: int, windows: int, seed: int = 7):
+LAYOUT = BandLayout()
+
+
+def random_rows(photos: int, windows: int, layout: BandLayout, seed: int = 7):
     """(photo_id, window, customer_id, phash, dhash, band0..3) for random photos, signed."""
     rng = np.random.default_rng(seed)
     for start in range(0, photos, 50_000):
@@ -243,11 +270,11 @@ def random_rows(photos: int, windows: int, seed: int = 7):
                     f"cus_{customer}",
                     hashing.to_signed64(p),
                     hashing.to_signed64(d),
-                    *hashing.band_values(p),
+                    *layout.row_bands(p, d),
                 )
 
 
-def photo_rows(photo_id: str, hashes: hashing.PhotoHashes):
+def photo_rows(photo_id: str, hashes: hashing.PhotoHashes, layout: BandLayout):
     for window, pair in enumerate(hashes.windows):
         yield (
             photo_id,
@@ -255,18 +282,19 @@ def photo_rows(photo_id: str, hashes: hashing.PhotoHashes):
             "cus_real",
             hashing.to_signed64(pair.phash),
             hashing.to_signed64(pair.dhash),
-            *hashing.band_values(pair.phash),
+            *layout.row_bands(pair.phash, pair.dhash),
         )
 
 
-def lookup(cursor, placeholder: str, queries: list[hashing.HashPair], table: str):
+def lookup(
+    cursor, placeholder: str, queries: list[hashing.HashPair], table: str, layout: BandLayout
+):
     """The service's lookup: rows sharing a pHash band with any query hash, then the exact
     distances in Python. Returns the photo ids that match."""
-    band_sets, _ = hashing.query_band_values(queries)
     clauses, params = [], []
-    for column, values in zip(BAND_COLUMNS, band_sets, strict=True):
+    for column, values in layout.query_sets(queries):
         clauses.append(f"{column} IN ({', '.join([placeholder] * len(values))})")
-        params.extend(sorted(values))
+        params.extend(values)
     cursor.execute(
         f"SELECT photo_id, phash, dhash FROM {table} WHERE {' OR '.join(clauses)}", params
     )
@@ -284,16 +312,15 @@ def lookup(cursor, placeholder: str, queries: list[hashing.HashPair], table: str
     return matched, len(rows)
 
 
-def lookup_sql_verified(cursor, queries: list[hashing.HashPair], table: str):
+def lookup_sql_verified(cursor, queries: list[hashing.HashPair], table: str, layout: BandLayout):
     """PostgreSQL only: the same band probes, but the exact distances are checked in the
     query (bit_count of the XOR against each of the 8 query hashes), so only matching photos
     come back to Python."""
     thresholds = hashing.MATCH_THRESHOLDS
-    band_sets, _ = hashing.query_band_values(queries)
     clauses, params = [], []
-    for column, values in zip(BAND_COLUMNS, band_sets, strict=True):
+    for column, values in layout.query_sets(queries):
         clauses.append(f"h.{column} = ANY(%s)")
-        params.append(sorted(values))
+        params.append(values)
     values_sql = ", ".join(["(%s::bigint, %s::bigint)"] * len(queries))
     for query in queries:
         params.extend([hashing.to_signed64(query.phash), hashing.to_signed64(query.dhash)])
@@ -308,16 +335,15 @@ def lookup_sql_verified(cursor, queries: list[hashing.HashPair], table: str):
     return {row[0] for row in cursor.fetchall()}, -1
 
 
-def lookup_index_only(cursor, queries: list[hashing.HashPair], table: str):
+def lookup_index_only(cursor, queries: list[hashing.HashPair], table: str, layout: BandLayout):
     """PostgreSQL only, with covering band indexes (INCLUDE photo_id, phash, dhash): one
     UNION ALL branch per band so each can be an index-only scan (no heap fetches for the
     thousands of candidates), distances checked in SQL."""
     thresholds = hashing.MATCH_THRESHOLDS
-    band_sets, _ = hashing.query_band_values(queries)
     branches, params = [], []
-    for column, values in zip(BAND_COLUMNS, band_sets, strict=True):
+    for column, values in layout.query_sets(queries):
         branches.append(f"SELECT photo_id, phash, dhash FROM {table} WHERE {column} = ANY(%s)")
-        params.append(sorted(values))
+        params.append(values)
     values_sql = ", ".join(["(%s::bigint, %s::bigint)"] * len(queries))
     for query in queries:
         params.extend([hashing.to_signed64(query.phash), hashing.to_signed64(query.dhash)])
@@ -354,13 +380,19 @@ def time_lookups(function, queries: list) -> dict:
 
 
 def db_benchmark(
-    kind: str, url: str, photos: int, real: list, queries: list, covering: bool = False
+    kind: str,
+    url: str,
+    photos: int,
+    real: list,
+    queries: list,
+    covering: bool = False,
+    layout: BandLayout = LAYOUT,
 ) -> list[dict]:
     """Load ``photos`` random photos (every window a row) plus the real ones, then time one
     lookup per query photo. ``real``: [(photo_id, PhotoHashes)], ``queries``:
     [(expected photo_id, [HashPair])]."""
     windows = 1 + len(hashing.WINDOWS)
-    columns = 'photo_id, "window", customer_id, phash, dhash, band0, band1, band2, band3'
+    columns = ", ".join(['photo_id, "window", customer_id, phash, dhash', *layout.columns])
     started = time.perf_counter()
     if kind == "postgres":
         import psycopg
@@ -382,23 +414,24 @@ def db_benchmark(
         cursor.execute(
             f'CREATE TABLE {table} (photo_id VARCHAR(40) NOT NULL, "window" INTEGER NOT NULL, '
             "customer_id VARCHAR(100) NOT NULL, phash BIGINT NOT NULL, dhash BIGINT NOT NULL, "
-            "band0 INTEGER NOT NULL, band1 INTEGER NOT NULL, band2 INTEGER NOT NULL, "
-            'band3 INTEGER NOT NULL, PRIMARY KEY (photo_id, "window"))'
+            + "".join(f"{column} INTEGER NOT NULL, " for column in layout.columns)
+            + 'PRIMARY KEY (photo_id, "window"))'
         )
         every_row = itertools.chain(
-            random_rows(photos, windows),
-            (row for photo_id, hashes in real for row in photo_rows(photo_id, hashes)),
+            random_rows(photos, windows, layout),
+            (row for photo_id, hashes in real for row in photo_rows(photo_id, hashes, layout)),
         )
         if kind == "postgres":
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in every_row:
                     copy.write_row(row)
         else:
-            cursor.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * 9)})", every_row)
+            marks = ", ".join("?" * (5 + len(layout.columns)))
+            cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", every_row)
             connection.commit()
         loaded = time.perf_counter()
         include = " INCLUDE (photo_id, phash, dhash)" if covering and kind == "postgres" else ""
-        for column in BAND_COLUMNS:
+        for column in layout.columns:
             cursor.execute(f"CREATE INDEX ix_{column} ON {table} ({column}){include}")
         if kind == "postgres":
             # VACUUM sets the visibility map, without which no scan is index-only.
@@ -419,12 +452,13 @@ def db_benchmark(
             "load_seconds": loaded - started,
             "index_seconds": indexed - loaded,
             "covering_indexes": bool(include),
+            "band_columns": layout.columns,
         }
         results = [
             {
                 **base,
                 "verify": "python",
-                **time_lookups(lambda q: lookup(cursor, placeholder, q, table), queries),
+                **time_lookups(lambda q: lookup(cursor, placeholder, q, table, layout), queries),
             }
         ]
         if kind == "postgres":
@@ -432,7 +466,9 @@ def db_benchmark(
                 {
                     **base,
                     "verify": "sql",
-                    **time_lookups(lambda q: lookup_sql_verified(cursor, q, table), queries),
+                    **time_lookups(
+                        lambda q: lookup_sql_verified(cursor, q, table, layout), queries
+                    ),
                 }
             )
         if kind == "postgres" and include:
@@ -440,7 +476,7 @@ def db_benchmark(
                 {
                     **base,
                     "verify": "sql_index_only",
-                    **time_lookups(lambda q: lookup_index_only(cursor, q, table), queries),
+                    **time_lookups(lambda q: lookup_index_only(cursor, q, table, layout), queries),
                 }
             )
         return results
@@ -470,6 +506,8 @@ def main() -> int:
     )
     parser.add_argument("--db-queries", type=int, default=300)
     parser.add_argument("--db-only", action="store_true", help="skip the match-rate part")
+    parser.add_argument("--bands", type=int, default=4, help="pHash bands per row (service: 4)")
+    parser.add_argument("--dhash-bands", action="store_true", help="also index dHash bands")
     parser.add_argument(
         "--covering",
         action="store_true",
@@ -690,12 +728,13 @@ def run_db_benchmarks(args: argparse.Namespace) -> int:
     windows = 1 + len(hashing.WINDOWS)
     photos = max(0, args.db_rows // windows - len(real))
     results = []
+    layout = BandLayout(args.bands, args.dhash_bands)
     if args.postgres:
         results += db_benchmark(
-            "postgres", args.postgres, photos, real, queries, covering=args.covering
+            "postgres", args.postgres, photos, real, queries, args.covering, layout
         )
     if args.sqlite:
-        results += db_benchmark("sqlite", "", photos, real, queries)
+        results += db_benchmark("sqlite", "", photos, real, queries, layout=layout)
     print(
         f"\n{'backend/verify':16s} {'rows':>10s} {'photos':>8s} {'load s':>7s} {'index s':>8s} "
         f"{'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'cand.':>6s} {'found':>6s}"
