@@ -87,8 +87,9 @@ REASONS: dict[str, dict[str, str]] = {
         "zh": "有照片经过修图软件处理。",
     },
     "paid_amount_30d": {
-        "en": "The compensation paid to the customer in the last 30 days is above the limit.",
-        "zh": "该顾客近30天获得的赔付金额超过上限。",
+        "en": "With this claim, the customer's compensation in the last 30 days "
+        "would be above the limit.",
+        "zh": "加上本次申请，该顾客近30天的赔付金额将超过上限。",
     },
     "claim_rate": {
         "en": "A large share of the customer's orders ended in a claim.",

@@ -8,11 +8,15 @@ import io
 import numpy as np
 from PIL import Image
 
-# A "jet"-like colour map: blue (cold) -> cyan -> yellow -> red (where the model sees rot).
-_STOPS = np.array([0.0, 0.35, 0.65, 1.0])
-_COLOURS = np.array([[0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0]], dtype=np.float64)
+# Yellow -> orange -> red where the model sees rot; no blues or greens, which would be mistaken
+# for mould or unripe skin.
+_STOPS = np.array([0.0, 0.6, 1.0])
+_COLOURS = np.array([[255, 230, 0], [255, 140, 0], [230, 0, 0]], dtype=np.float64)
 MAX_SIDE = 1024
 MAX_ALPHA = 0.65
+# Below this the overlay stays transparent: a faint blue wash over the whole photo would hide
+# the very colours (browning, mould) a reviewer has to judge.
+ALPHA_FLOOR = 0.35
 
 
 class BadCam(ValueError):
@@ -39,7 +43,8 @@ def colourise(values: np.ndarray) -> np.ndarray:
     rgb = np.stack(
         [np.interp(values, _STOPS, _COLOURS[:, channel]) for channel in range(3)], axis=-1
     )
-    alpha = (values * MAX_ALPHA * 255.0)[..., None]
+    strength = np.clip((values - ALPHA_FLOOR) / (1.0 - ALPHA_FLOOR), 0.0, 1.0)
+    alpha = (strength * MAX_ALPHA * 255.0)[..., None]
     return np.concatenate([rgb, alpha], axis=-1).round().astype(np.uint8)
 
 
