@@ -151,6 +151,8 @@ def make_others(count: int, split: str, seed: int = 0, size: int = 224,
     for i in range(count):
         if other_split(i) != split:
             continue
-        kind = kinds[i % len(kinds)]
+        # train: index i -> kind i % n; val/test (every 10th index) cycle through the kinds
+        # by i // 10 so that every split holds every kind
+        kind = kinds[i % len(kinds)] if split == "train" else kinds[(i // 10) % len(kinds)]
         out.append((kind, make_other(kind, seed * 100_003 + i, size)))
     return out

@@ -26,3 +26,9 @@ def test_other_splits_are_disjoint_and_proportional():
 def test_synthetic_signatures_still_work():
     assert make_fruit("apple", rotten=True, size=(64, 48), seed=1).size == (64, 48)
     assert make_not_produce(size=(64, 48), seed=1).size == (64, 48)
+
+
+def test_every_split_holds_every_other_kind():
+    for split in ("val", "test"):
+        kinds = {k for k, _ in make_others(100, split, size=16)}
+        assert kinds == set(TRAIN_KINDS), split

@@ -23,13 +23,16 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature minimising validation NLL (grid over 0.05..20, log-spaced, then a finer
-    grid around the best point). A grid is plenty for one scalar and cannot diverge."""
+    """The temperature minimising validation NLL (grid over 0.25..10, log-spaced, then a finer
+    grid around the best point). A grid is plenty for one scalar and cannot diverge. The lower
+    bound matters when validation is perfectly separated (NLL keeps falling as T -> 0): the
+    probabilities would then all be 0 or 1 and the confidence floor would mean nothing."""
     if len(labels) == 0:
         return 1.0
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 241))
+    grid = np.exp(np.linspace(np.log(0.25), np.log(10), 241))
     best = min(grid, key=lambda t: nll(logits, labels, t))
     fine = np.exp(np.linspace(np.log(best) - 0.03, np.log(best) + 0.03, 61))
+    fine = fine[(fine >= grid[0]) & (fine <= grid[-1])]
     return float(min(fine, key=lambda t: nll(logits, labels, t)))
 
 

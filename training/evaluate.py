@@ -251,7 +251,9 @@ def plot_reliability(table: list, ece: float, path: Path) -> None:
     ax.plot([0.5, 1], [0.5, 1], "k--", lw=0.8)
     ax.bar([r["lo"] for r in table], acc, width=[r["hi"] - r["lo"] for r in table], align="edge",
            alpha=0.6, edgecolor="k", label="accuracy")
-    ax.plot(conf, acc, "o-", color="red", ms=3, label="mean confidence")
+    ax.plot(conf, acc, "o", color="red", ms=4, label="(mean confidence, accuracy)")
+    for r in table:
+        ax.annotate(f"n={r['n']}", (r["lo"], 0.02), fontsize=6, rotation=90)
     ax.set_xlabel("confidence (fresh/rotten)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"reliability, ECE={ece:.3f}", fontsize=9)
@@ -295,7 +297,7 @@ def plot_worst(items: list[Item], s: dict, path: Path, k: int = 12) -> list[dict
         worst = list(order[:4])
     cols = 4
     rows = (len(worst) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.4, rows * 2.6))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.4, rows * 2.9))
     axes = np.atleast_1d(axes).ravel()
     for ax in axes:
         ax.axis("off")
@@ -311,11 +313,11 @@ def plot_worst(items: list[Item], s: dict, path: Path, k: int = 12) -> list[dict
         ax.imshow(heat, cmap="jet", alpha=0.35, vmin=0, vmax=1)
         truth = ["fresh", "rotten"][s["rotten"][i]]
         flag = " AUTO" if s["auto"][i] else ""
-        ax.set_title(f"{items[i].produce} {truth}\np_rot={s['p_rotten'][i]:.2f}{flag}",
-                     fontsize=7)
+        ax.set_title(f"{items[i].produce} {truth}, p_rot={s['p_rotten'][i]:.2f}{flag}\n"
+                     f"{items[i].source.split('/')[0][:22]}", fontsize=7)
         listing.append({"path": items[i].path, "source": items[i].source, "truth": truth,
                         "p_rotten": float(s["p_rotten"][i]), "auto_approved": bool(s["auto"][i])})
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return listing

@@ -56,7 +56,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--gate-aug-passes", type=int, default=1,
                    help="augmented passes over train added to the gate's features")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads; 1 is fastest on a shared 2-core machine")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this checkpoint's weights (with --epochs 0: only refit "
+                        "the gate)")
     return p
 
 
@@ -130,6 +134,11 @@ def train(args) -> Path:
 
     net = FreshClaimNet(len(labels), args.size, arch=args.arch,
                         pretrained=not args.no_pretrained)
+    history = []
+    if args.init_from:
+        state = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["state_dict"])
+        history = state.get("history", [])
     params_backbone = list(net.backbone.parameters())
     params_heads = list(net.produce_head.parameters()) + list(net.condition_head.parameters())
     optimizer = torch.optim.AdamW(
@@ -144,7 +153,7 @@ def train(args) -> Path:
     y_produce = torch.tensor([labels.index(it.produce) for it in train_items])
     y_rotten = torch.tensor([it.rotten if it.rotten >= 0 else -100 for it in train_items])
     gen = torch.Generator().manual_seed(args.seed)
-    history = []
+    args.out.mkdir(parents=True, exist_ok=True)
     step = 0
     for epoch in range(args.epochs):
         net.train()
@@ -175,6 +184,7 @@ def train(args) -> Path:
                        elapsed_s=round(time.time() - started))
         history.append(metrics)
         print(json.dumps(metrics), flush=True)
+        torch.save({"state_dict": net.state_dict(), "history": history}, args.out / "last.pt")
 
     gate, gate_info = fit_gate(net, data, spec, args)
     args.out.mkdir(parents=True, exist_ok=True)
