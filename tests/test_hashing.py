@@ -106,6 +106,17 @@ def test_pigeonhole_close_hashes_share_a_band(value: int, flips: set[int]) -> No
     assert any(a == b for a, b in zip(band_values(value), band_values(other), strict=True))
 
 
+@given(U64, U64, st.sets(st.integers(0, 62), max_size=2), st.sets(st.integers(0, 62), max_size=2))
+def test_recommended_index_bands(phash: int, dhash: int, p_flips: set[int], d_flips: set[int]):
+    stored = HashPair(phash, dhash)
+    query = HashPair(phash ^ sum(1 << b for b in p_flips), dhash ^ sum(1 << b for b in d_flips))
+    columns = hashing.index_band_values(stored)
+    assert len(columns) == 6 and all(0 <= v < 1 << 21 for v in columns)
+    # <= 2 flipped bits in the 63 indexed bits of each hash: pigeonhole finds it.
+    sets = hashing.query_index_band_values([query])
+    assert any(value in sets[i] for i, value in enumerate(columns))
+
+
 def test_is_match_reports_the_closest_distance() -> None:
     stored = PhotoHashes((HashPair(0, 0), HashPair(0b1111, 0b11)))
     assert is_match(stored, HashPair(0b1111, 0b1)) == (True, 1)

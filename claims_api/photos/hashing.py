@@ -326,6 +326,33 @@ def query_band_values(queries: Iterable[HashPair]) -> tuple[list[set[int]], list
     return p_sets, d_sets
 
 
+# Recommended index layout for large tables: 3 pHash bands + 3 dHash bands of 21 bits (six
+# INTEGER columns; the top bit of each hash is left out). Measured (bench_duplicates.py) at
+# 1,000,000 photos = 23,000,000 window rows, random hashes: ~540 candidate rows per lookup
+# instead of ~11,200 with 4 × 16-bit pHash bands, lookups p50 3.5 ms / p99 8 ms on SQLite
+# and p50 5-6 ms on PostgreSQL (4 × 16: p50 76-97 ms); and it finds more true matches
+# (97.5 % of the copies is_match accepts, against 96.4 %).
+INDEX_BANDS = 3
+
+
+def index_band_values(pair: HashPair, bands: int = INDEX_BANDS) -> list[int]:
+    """The band columns of one stored window in the recommended layout: ``bands`` pHash
+    bands then ``bands`` dHash bands."""
+    return band_values(pair.phash, bands) + band_values(pair.dhash, bands)
+
+
+def query_index_band_values(
+    queries: Iterable[HashPair], bands: int = INDEX_BANDS
+) -> list[set[int]]:
+    """Per band column of :func:`index_band_values`, the values to look up (``col IN (...)``
+    OR-ed over the columns): a candidate shares at least one band with some query hash."""
+    sets: list[set[int]] = [set() for _ in range(2 * bands)]
+    for query in queries:
+        for i, value in enumerate(index_band_values(query, bands)):
+            sets[i].add(value)
+    return sets
+
+
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
