@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import os
 import secrets
 import subprocess
@@ -50,6 +51,7 @@ from bench.common import (
     postgres_available,
     print_table,
     process_tree,
+    rotten_apples,
     rss_mb,
     scratch_postgres,
     summarise,
@@ -88,7 +90,12 @@ def inprocess_throughput(
     model: Path, photos: list[bytes], count: int, processes: int
 ) -> dict[str, Any]:
     """Photos/s of process_upload + model scoring in a pool of ``processes`` processes."""
-    pool = ProcessPoolExecutor(processes, initializer=_init_worker, initargs=(str(model), photos))
+    pool = ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),  # this process may run threads already
+        initializer=_init_worker,
+        initargs=(str(model), photos),
+    )
     with pool:
         list(pool.map(_pipeline_once, range(processes * 2)))  # warm up every worker
         start = time.perf_counter()
@@ -436,11 +443,31 @@ def bench_phase(
         return row
 
 
+def probe_photos(model: Path, cache: Path, count: int = 3) -> list[Path]:
+    """Photos this model auto-approves, to check payment when none of the load's photos was
+    auto-approved: real rotten-apple photos of the dataset (every 7th, so no two are frames of
+    one shot), else procedural ones (what the tiny test model approves)."""
+    from claims_api.inference.model import Classifier
+    from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
+
+    classifier, limits, chosen = Classifier(model), ImageLimits(), []
+    for path in rotten_apples()[::7]:
+        try:
+            processed = process_upload(path.read_bytes(), limits)
+        except PhotoRejected:
+            continue
+        if processed.quality.ok and classifier.score(processed.small_image).auto_approvable:
+            chosen.append(path)
+            if len(chosen) == count:
+                return chosen
+    return chosen or photo_set(PhotoSpec(640, 480, 90, "synthetic"), range(count), cache)
+
+
 @dataclass(frozen=True)
 class PhotoSets:
     main: list[Path]
     warmup: list[Path]
-    probe: list[Path]  # small procedural rotten apples: auto-approved by the tiny test model
+    probe: list[Path]  # photos the model auto-approves (see probe_photos)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -451,7 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     photos = PhotoSets(
         main=photo_set(spec, range(args.max_requests), cache),
         warmup=photo_set(spec, range(100_000, 100_000 + args.warmup), cache),
-        probe=photo_set(PhotoSpec(640, 480, 90, "synthetic"), range(3), cache),
+        probe=probe_photos(model, cache),
     )
     state_before = machine_state()
     ceiling = inprocess_throughput(
@@ -505,7 +532,7 @@ def report(result: dict[str, Any]) -> None:
     for row in result["phases"]:
         if "probe" in row:
             print(f"{row['db']} c={row['concurrency']}: no claim was auto-approved under load; "
-                  f"probe with procedural photos: {row['probe']}")
+                  f"probe with photos the model approves: {row['probe']}")
         if row["auto_not_paid"] or row.get("probe", {}).get("auto_not_paid"):
             print(f"!! {row['db']} c={row['concurrency']}: auto-approved but not paid: "
                   f"{row['auto_not_paid']}")
