@@ -199,7 +199,7 @@ def _summary_row(source, items, s, m, classifier, mode: str, args) -> dict:
         "held_out_source": source,
         "mode": mode,
         "photos": len(items),
-        "epochs": getattr(args, "epochs", None),
+        "epochs": None if mode.startswith("probe") else args.epochs,
         "size": args.size,
         "threshold": classifier.metadata.auto_approve.threshold,
         "val_certificate": classifier.metadata.auto_approve.certificate.model_dump(),
