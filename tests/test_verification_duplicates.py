@@ -148,11 +148,11 @@ def _copy(stored: Hashed, query: Hashed, max_distance: int) -> bool:
 
 def _shares_a_band(stored: Hashed, query: Hashed) -> bool:
     """Would the indexed lookup fetch this photo as a candidate?"""
-    wanted, _ = hashing.query_band_values(query[1])
+    wanted = hashing.query_index_band_values(query[1])
     return any(
         value in wanted[i]
         for pair in stored[0]
-        for i, value in enumerate(hashing.band_values(pair.phash))
+        for i, value in enumerate(hashing.index_band_values(pair))
     )
 
 

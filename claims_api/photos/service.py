@@ -164,7 +164,7 @@ def stored_hashes(processed: ProcessedPhoto) -> dict:
 def hash_rows(photo: Photo, hashes: hashing.PhotoHashes) -> list[PhotoHash]:
     rows = []
     for window, pair in enumerate(hashes.windows):
-        bands = hashing.band_values(pair.phash)
+        bands = hashing.index_band_values(pair)
         rows.append(
             PhotoHash(
                 photo_id=photo.id,
@@ -172,10 +172,7 @@ def hash_rows(photo: Photo, hashes: hashing.PhotoHashes) -> list[PhotoHash]:
                 customer_id=photo.customer_id,
                 phash=hashing.to_signed64(pair.phash),
                 dhash=hashing.to_signed64(pair.dhash),
-                band0=bands[0],
-                band1=bands[1],
-                band2=bands[2],
-                band3=bands[3],
+                **{f"band{i}": value for i, value in enumerate(bands)},
             )
         )
     return rows

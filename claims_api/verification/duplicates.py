@@ -1,8 +1,8 @@
 """Reused and near-duplicate photos (issue 4, signal 1).
 
 For every photo of a claim: one indexed query over ``photo_hashes`` finds the stored windows
-that share a pHash band with any of the photo's 8 rotation/flip query hashes
-(``WHERE band0 IN (...) OR band1 IN (...) OR ...``); the exact pHash + dHash distances are
+that share a pHash or dHash band with any of the photo's 8 rotation/flip query hashes
+(``WHERE band0 IN (...) OR ... OR band5 IN (...)``); the exact pHash + dHash distances are
 then checked in Python (:func:`claims_api.photos.hashing.is_match`) and, on top of the
 per-hash thresholds, the summed distance must stay within the policy's
 ``duplicate_max_distance`` (near the per-hash thresholds, plain web photos of one produce on a
@@ -38,7 +38,14 @@ from claims_api.photos.models import Photo, PhotoHash
 
 ReuseKind = Literal["own_other_claim", "other_customer"]
 Colour = tuple[int, int]
-_BAND_COLUMNS = (PhotoHash.band0, PhotoHash.band1, PhotoHash.band2, PhotoHash.band3)
+_BAND_COLUMNS = (
+    PhotoHash.band0,
+    PhotoHash.band1,
+    PhotoHash.band2,  # pHash bands
+    PhotoHash.band3,
+    PhotoHash.band4,
+    PhotoHash.band5,  # dHash bands
+)
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
@@ -93,9 +100,9 @@ def query_pairs_of(hashes: dict | None) -> list[HashPair]:
 def candidate_rows(
     session: Session, photo_id: str, queries: Sequence[HashPair]
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Stored windows sharing a pHash band with any query hash (one indexed query; the photo
-    itself left out): their photo ids and unsigned pHash / dHash arrays."""
-    band_sets, _ = hashing.query_band_values(queries)
+    """Stored windows sharing a pHash or dHash band with any query hash (one indexed query;
+    the photo itself left out): their photo ids and unsigned pHash / dHash arrays."""
+    band_sets = hashing.query_index_band_values(queries)
     pairs = zip(_BAND_COLUMNS, band_sets, strict=True)
     condition = or_(*(column.in_(sorted(values)) for column, values in pairs))
     rows = session.execute(
