@@ -42,11 +42,13 @@ def http_table(summary: dict[str, Any]) -> str:
         run = runs.get(p["workers"]) or runs.get(str(p["workers"])) or {}
         ceiling = run.get("inprocess", {})
         rows.append([p["db"], p["workers"], p["concurrency"], p["claims_per_s"],
-                     ceiling.get("photos_per_s"), p["vs_inprocess"], p["p50_ms"], p["p95_ms"],
+                     p.get("inprocess_photos_per_s", ceiling.get("photos_per_s")),
+                     p["vs_inprocess"], p.get("cpu_ratio"), p["p50_ms"], p["p95_ms"],
                      p["p99_ms"], p["cpu_ms_per_claim"], ceiling.get("cpu_ms_per_photo"),
                      p["peak_rss_mb"], p.get("peak_pss_mb")])  # fmt: skip
     return _table(
-        ["db", "workers", "concurrency", "claims/s", "in-process photos/s", "ratio", "p50 ms",
+        ["db", "workers", "concurrency", "claims/s", "in-process photos/s", "ratio",
+         "CPU ratio", "p50 ms",
          "p95 ms", "p99 ms", "server CPU ms/claim", "in-process CPU ms/photo", "peak RSS MB",
          "peak PSS MB"],
         rows,

@@ -127,6 +127,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         name = f"{phase['db']} w{phase.get('workers', 1)}"
         rows.append(_target(f"{name}: c=4 throughput / in-process", ">= 0.70",
                             phase["vs_inprocess"], phase["vs_inprocess"] >= 0.70))  # fmt: skip
+        if "cpu_ratio" in phase:
+            rows.append(_target(f"{name}: in-process CPU per photo / server CPU per claim "
+                                "(load-robust estimate of the same ratio)", ">= 0.70",
+                                phase["cpu_ratio"], phase["cpu_ratio"] >= 0.70))  # fmt: skip
         rows.append(_target(f"{name}: c=4 p99 upload+claim ms", "<= 250",
                             phase["p99_ms"], (phase["p99_ms"] or 1e9) <= 250))  # fmt: skip
     for phase in http.get("phases", []):
