@@ -28,8 +28,9 @@ def _load(path: Path) -> dict | None:
 def _target(value, target: float, fmt=_pct) -> str:
     if value is None:
         return "n/a"
-    ok = "met" if value >= target else f"MISSED by {100 * (target - value):.1f} pts"
-    return f"{fmt(value)} (target {fmt(target)}: {ok})"
+    if value >= target:
+        return f"{fmt(value)} (target {fmt(target)}: met)"
+    return f"{100 * value:.2f}% (target {fmt(target)}: MISSED by {100 * (target - value):.2f} pts)"
 
 
 def _timing_note(m: dict) -> str:
@@ -72,8 +73,11 @@ def render(model_path: Path) -> str:
         "",
         _timing_note(m),
         "",
-        "  Leave-one-source-out: `python -m training.loso --out runs/loso` (then the summary is "
-        "copied to `models/report/loso.json`). Benchmark: `python bench/bench_inference.py`.",
+        "  Leave-one-source-out: `python -m training.loso --out runs/loso_ft --epochs 3` and "
+        "`python -m training.loso --mode probe --out runs/loso_probe`, then "
+        "`python -m training.loso_report runs/loso_ft/summary.json "
+        "runs/loso_probe/summary.json`. Benchmark: `python bench/bench_inference.py --json "
+        "models/report/bench.json`. Card: `python -m training.card models/<file>.onnx`.",
         "",
         "## What it does",
         "",
