@@ -10,6 +10,7 @@ import pytest
 
 from bench import bench_http, bench_queue, run_all
 from bench.common import PhotoSpec, photo_bytes, postgres_available, summarise
+from tests.conftest import dataset_dir
 
 
 def test_generated_photos_are_deterministic_jpegs(tmp_path: Path) -> None:
@@ -38,7 +39,9 @@ def test_http_benchmark_quick(tmp_path: Path) -> None:
         assert phase["errors"] == 0
         assert phase["claims_per_s"] > 0
         checked = phase if phase["auto"] else phase["probe"]
-        assert checked["auto"] > 0 and not checked["auto_not_paid"]
+        assert not checked["auto_not_paid"]
+        if (dataset_dir() / "manifest.csv").exists():  # the payment probe needs real photos
+            assert checked["auto"] > 0
     assert (tmp_path / "http-w1.json").exists()
 
 
