@@ -39,7 +39,7 @@ bench: dev-deps
 	$(BIN)/python -m bench.run_all
 
 train: dev-deps
-	$(BIN)/python -m training.train
+	$(BIN)/python -m training.pipeline
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
