@@ -189,7 +189,7 @@ def submit_claim(
             raise conflict("concurrent_update", "The claim could not be recorded; please retry.")
         return _replay(winner, digest)
 
-    _route(session, claim, order, line, photos, policy, customer)
+    _route(session, claim, order, line, photos, policy)
     response = claim_out(session, claim).model_dump(mode="json")
     record.response_body = response
     return 201, response
@@ -215,7 +215,6 @@ def _route(
     line: OrderLine,
     photos: list[Photo],
     policy: Policy,
-    customer: Principal,
 ) -> None:
     decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
     record = decision.to_record()

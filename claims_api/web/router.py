@@ -171,7 +171,7 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login")
-def login_page(request: Request, next: str | None = None, error: str | None = None) -> Response:
+def login_page(request: Request, next: str | None = None) -> Response:
     token = new_csrf_token()
     response = _render(request, "login.html", None, login_csrf=token, next=_safe_next(next))
     response.set_cookie(
