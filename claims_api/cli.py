@@ -107,6 +107,13 @@ def predict(
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
     model: Annotated[Path | None, typer.Option(help="ONNX model (default: the service's).")] = None,
+    produce: Annotated[
+        str | None,
+        typer.Option(
+            help="The ordered produce: auto_approvable then also needs the model to see it "
+            "(the service's produce-match rule).",
+        ),
+    ] = None,
 ) -> None:
     """Score photos exactly as the service does (same decoding, same model code)."""
     from claims_api.inference.model import Classifier, ModelLoadError
@@ -136,6 +143,7 @@ def predict(
             row = {"path": str(image), "error": {"code": exc.code, "message": exc.message}}
         else:
             scores = classifier.score(processed.small_image)
+            auto = scores.auto_approvable and (produce is None or scores.produce == produce)
             row = {
                 "path": str(image),
                 "produce": scores.produce,
@@ -143,7 +151,7 @@ def predict(
                 "p_rotten": scores.p_rotten,
                 "ood_score": scores.ood_score,
                 "in_distribution": scores.in_distribution,
-                "auto_approvable": scores.auto_approvable,
+                "auto_approvable": auto,
                 "model_version": scores.model_version,
                 "quality_ok": processed.quality.ok,
             }

@@ -84,3 +84,37 @@ def test_reported_test_metrics_are_what_the_service_measures(clf):
     for key in ("condition_accuracy", "produce_accuracy", "auto_approve_precision",
                 "auto_approve_recall", "auto_approved"):
         assert measured[key] == pytest.approx(reported[key], abs=1e-9), key
+
+
+
+@needs_model
+@needs_dataset
+@pytest.mark.dataset
+def test_predict_cli_applies_the_ordered_produce_like_the_service(clf):
+    import json
+
+    from typer.testing import CliRunner
+
+    from claims_api.cli import app
+    from data.manifest import read_manifest
+
+    rotten = [r for r in read_manifest(DATASET) if r.split == "test" and r.condition == "rotten"]
+    runner = CliRunner()
+
+    def predict(path: Path, *extra: str) -> dict:
+        result = runner.invoke(app, ["predict", "--json", "--model", str(SHIPPED[-1]), *extra,
+                                     str(path)])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+    for record in rotten:
+        path = DATASET / record.image
+        row = predict(path)
+        if row["auto_approvable"]:
+            break
+    else:
+        pytest.fail("the shipped model auto-approves none of the rotten test photos")
+    assert row["model_version"] == clf.version and row["produce"] == record.produce
+    assert predict(path, "--produce", record.produce)["auto_approvable"] is True
+    other = next(k for k in clf.metadata.labels.produce if k != record.produce)
+    assert predict(path, "--produce", other)["auto_approvable"] is False
