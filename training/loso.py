@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--arch", default="lite0")
     p.add_argument("--others", type=int, default=400)
     p.add_argument("--mode", choices=["finetune", "probe"], default="finetune")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep a fold's fine-tuned weights when RUN/checkpoint.pt exists; only "
+                        "refit the gate and re-certify (after a change to the gate or the "
+                        "calibration)")
     args = p.parse_args(argv)
     if args.mode == "probe":
         return probe_main(args)
@@ -58,6 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
                       str(args.others)]
         if args.limit:
             train_argv += ["--limit", str(args.limit)]
+        ckpt = run / "checkpoint.pt"
+        if args.reuse and ckpt.exists():
+            weights = run / "weights.pt"
+            ckpt.replace(weights)
+            train_argv += ["--init-from", str(weights), "--epochs", "0"]
         ckpt = train_mod.main(train_argv)
         model_path = run / "model.onnx"
         calibrate_and_export(ckpt, model_path, version=f"loso-{source}")

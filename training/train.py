@@ -134,11 +134,11 @@ def train(args) -> Path:
 
     net = FreshClaimNet(len(labels), args.size, arch=args.arch,
                         pretrained=not args.no_pretrained)
-    history = []
+    history, prior = [], {}
     if args.init_from:
-        state = torch.load(args.init_from, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["state_dict"])
-        history = state.get("history", [])
+        prior = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        net.load_state_dict(prior["state_dict"])
+        history = prior.get("history", [])
     params_backbone = list(net.backbone.parameters())
     params_heads = list(net.produce_head.parameters()) + list(net.condition_head.parameters())
     optimizer = torch.optim.AdamW(
@@ -202,9 +202,12 @@ def train(args) -> Path:
         "seed": args.seed,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "history": history,
-        "train_seconds": round(time.time() - started),
-        "command": "python -m training.train " + " ".join(sys.argv[1:]),
+        "train_seconds": prior.get("train_seconds", 0) + round(time.time() - started),
+        "command": "python -m training.train " + " ".join(args.argv),
     }
+    if args.epochs == 0 and "command" in prior:  # only the gate was refitted
+        checkpoint["command"] = prior["command"]
+        checkpoint["gate_refit_command"] = "python -m training.train " + " ".join(args.argv)
     path = args.out / "checkpoint.pt"
     torch.save(checkpoint, path)
     print(f"saved {path} after {time.time() - started:.0f}s", flush=True)
@@ -220,7 +223,10 @@ def load_checkpoint(path: Path) -> tuple[FreshClaimNet, dict]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    return train(get_args_parser().parse_args(argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = get_args_parser().parse_args(argv)
+    args.argv = argv
+    return train(args)
 
 
 if __name__ == "__main__":
