@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.responses import Response
 
@@ -17,18 +19,48 @@ CLAIMS_DECIDED = Counter(
 )
 PHOTOS_UPLOADED = Counter("freshclaim_photos_uploaded_total", "Photos accepted", ["quality_ok"])
 
+Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestMetrics:
+    """Pure ASGI middleware timing every HTTP request by method, route template and status.
+
+    Not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs every chunk of the
+    request body through an extra task group (a 12-MP upload arrives in ~60 chunks) and the
+    response through a memory stream; that cost ~9 % of the server's busy time per upload +
+    claim in a profile. This one only wraps ``send`` to see the status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - start
+            )
+
 
 def install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _timing(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        REQUEST_SECONDS.labels(request.method, template, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
+    app.add_middleware(RequestMetrics)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
