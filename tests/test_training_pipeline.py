@@ -21,8 +21,9 @@ from data.manifest import ManifestDataset, fingerprint, read_manifest  # noqa: E
 from data.synthetic import make_fruit  # noqa: E402
 
 
-def synthetic_manifest(root: Path, per_cell: int = 6) -> Path:
-    """A manifest-format dataset of procedural fruit (the loader serves any manifest)."""
+def synthetic_manifest(root: Path, per_cell: int = 6, source_run: int = 1) -> Path:
+    """A manifest-format dataset of procedural fruit (the loader serves any manifest). The
+    source alternates every ``source_run`` photos of a cell."""
     rows = []
     for produce in ("apple", "banana"):
         for rotten in (0, 1):
@@ -35,7 +36,8 @@ def synthetic_manifest(root: Path, per_cell: int = 6) -> Path:
                 make_fruit(produce, rotten=bool(rotten), size=(96, 80), seed=seed).save(path)
                 rows.append({"image": name, "produce": produce,
                              "condition": ["fresh", "rotten"][rotten], "split": split,
-                             "source_repo": f"synthetic/{i % 2}", "source_path": name,
+                             "source_repo": f"synthetic/{(i // source_run) % 2}",
+                             "source_path": name,
                              "width": 96, "height": 80})
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -107,3 +109,47 @@ def test_train_export_evaluate_end_to_end(tmp_path):
                 "auto_approve", "ood_gate", "foreign_images"):
         assert key in saved, key
     assert metrics["n_produce_photos"] == 4 and metrics["n_other_photos"] == 2
+
+
+def test_cross_source_calibration_and_recertify_end_to_end(tmp_path):
+    """Leave-one-source-out folds -> their held-out scores tighten the threshold at export ->
+    the same model re-certified from its ONNX file alone gets the same operating point."""
+    from training import loso, recertify, train
+    from training.cross_source import load_folds
+    from training.export import calibrate_and_export
+
+    root = synthetic_manifest(tmp_path / "data", per_cell=12, source_run=6)
+    small = ["--arch", "tiny", "--size", "64", "--epochs", "1", "--others", "20"]
+    summary = loso.main(["--dataset-dir", str(root), "--out", str(tmp_path / "loso"), *small,
+                         "--train-args", "--no-pretrained --batch-size 8 --threads 1"])
+    assert sorted(summary) == ["synthetic/0", "synthetic/1"]
+    for row in summary.values():  # nested: the threshold used on a source is chosen without it
+        nested = row["nested_cross_source"]
+        assert nested["threshold"] >= row["threshold"]
+        assert {"with_ordered_produce", "without_ordered_produce"} <= set(nested)
+    pool = load_folds(tmp_path / "loso")
+    assert pool.sources == ["synthetic/0", "synthetic/1"] and len(pool.p_rotten) == 48
+
+    ckpt = train.main(["--dataset-dir", str(root), "--out", str(tmp_path / "run"), *small,
+                       "--no-pretrained", "--batch-size", "8", "--threads", "1"])
+    model_path = tmp_path / "models" / "m.onnx"
+    meta, _ = calibrate_and_export(ckpt, model_path, version="xs-test", cross_source=pool)
+    cert = meta.auto_approve.certificate
+    assert cert.split == "val+cross_source"
+    info = cert.extra
+    assert meta.auto_approve.threshold == max(info["val_threshold"],
+                                              info["cross_source_threshold"])
+    assert info["cross_source"]["sources"] == ["synthetic/0", "synthetic/1"]
+
+    recertify.main([str(model_path), "--dataset-dir", str(root), "--loso-dir",
+                    str(tmp_path / "loso"), "--reports", str(tmp_path / "reports")])
+    again = Classifier(model_path).metadata
+    assert again.auto_approve.threshold == pytest.approx(meta.auto_approve.threshold)
+    assert again.metrics["recertified"]["previous_threshold_version"] == meta.threshold_version
+    assert (model_path.parent / "MODEL_CARD.md").read_text().count("re-certified") == 1
+    assert (model_path.parent / "report" / "loso.json").exists()
+
+    other = tmp_path / "other-data"
+    synthetic_manifest(other, per_cell=6)  # not the data the model was trained beside
+    with pytest.raises(SystemExit, match="not the data"):
+        recertify.main([str(model_path), "--dataset-dir", str(other)])

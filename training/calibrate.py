@@ -85,13 +85,18 @@ def choose_threshold(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndar
         chosen = t
     if chosen is None:  # even the highest score is wrong: approve nothing below 1.0
         chosen = 1.0
-    precision, recall, n = precision_recall_at(p_rotten, rotten, eligible, chosen)
-    if n == 0:  # nothing on validation backs any threshold: approve nothing
-        chosen = 1.0
+    if precision_recall_at(p_rotten, rotten, eligible, chosen)[2] == 0:
+        chosen = 1.0  # nothing on validation backs any threshold: approve nothing
+    return float(chosen), operating_point(p_rotten, rotten, eligible, chosen)
+
+
+def operating_point(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndarray,
+                    threshold: float) -> dict:
+    """Precision, recall and support at a threshold, with the exact lower bound of precision."""
+    precision, recall, n = precision_recall_at(p_rotten, rotten, eligible, threshold)
     tp = round(precision * n)
-    return float(chosen), {"precision": precision, "recall": recall, "support": n,
-                           "true_approvals": tp, "false_approvals": n - tp,
-                           "precision_lower_95": clopper_pearson_lower(tp, n)}
+    return {"precision": precision, "recall": recall, "support": n, "true_approvals": tp,
+            "false_approvals": n - tp, "precision_lower_95": clopper_pearson_lower(tp, n)}
 
 
 def choose_confidence_floor(produce_probs: np.ndarray, produce_true: np.ndarray,

@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from claims_api.inference.metadata import (
     ModelMetadata,
     OodGate,
     Temperature,
+    ThresholdCertificate,
 )
 from claims_api.inference.model import Classifier
 from training.calibrate import (
@@ -43,8 +45,11 @@ from training.calibrate import (
     choose_confidence_floor,
     choose_threshold,
     fit_temperature,
+    operating_point,
+    softmax,
 )
 from training.common import load_run_data, to_tensor_batch
+from training.cross_source import HeldOutScores, choose_cross_source_threshold, combine
 from training.evaluate import compute_metrics, headline, score_items
 from training.model import ExportModel, MahalanobisGate
 from training.train import load_checkpoint
@@ -99,9 +104,83 @@ def parity(model: ExportModel, classifier: Classifier, images, batch_size: int =
     return worst
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The operating point of one exported graph, chosen on validation (and, when given, on
+    out-of-source scores of leave-one-source-out fold models)."""
+
+    temperature: Temperature
+    produce_confidence_min: float
+    ood_threshold: float
+    threshold: float
+    threshold_info: dict
+    confidence_floor_check: dict
+    n_val: int
+    n_val_rotten: int
+
+
+def calibrate(model_path: Path, val: list, *, target: float = 0.99, ood_tpr: float = 0.95,
+              cross_source: HeldOutScores | None = None) -> Calibration:
+    """Score validation through the graph's raw outputs (whatever calibration its metadata
+    holds) and choose temperatures, OOD threshold, confidence floor and threshold."""
+    s = score_items(Classifier(model_path), val)
+    labels_n = s["produce_logits"].shape[1]
+    real = s["rotten"] >= 0
+    if not real.any():
+        raise ValueError("the validation split has no produce photos: nothing to calibrate on")
+    t_cond = fit_temperature(s["condition_logits"][real], s["rotten"][real])
+    t_prod = fit_temperature(s["produce_logits"], s["produce_true"])
+    ood_threshold = float(np.quantile(s["ood"][real], ood_tpr))
+    probs = softmax(s["produce_logits"], t_prod)
+    conf_min, conf_info = choose_confidence_floor(probs, s["produce_true"], labels_n - 1)
+    p_rotten = softmax(s["condition_logits"], t_cond)[:, 1]
+    pred = probs.argmax(1)
+    eligible = ((s["ood"] <= ood_threshold) & (pred != labels_n - 1)
+                & (probs.max(1) >= conf_min))
+    val_threshold, val_info = choose_threshold(p_rotten, s["rotten"], eligible, target)
+    cross = (choose_cross_source_threshold(cross_source, target)
+             if cross_source is not None else None)
+    threshold, info = combine(val_threshold, val_info, cross)
+    info |= operating_point(p_rotten, s["rotten"], eligible, threshold)  # val, at the choice
+    return Calibration(Temperature(produce=t_prod, condition=t_cond), conf_min, ood_threshold,
+                       threshold, info, conf_info, len(val), int((s["rotten"] == 1).sum()))
+
+
+def _certificate(cal: Calibration, target: float) -> ThresholdCertificate:
+    cross = cal.threshold_info.get("cross_source")
+    rule = ("lowest threshold >= 0.5 whose validation precision is >= target there and at "
+            "every higher candidate; gates applied (OOD, produce confident and not other); "
+            "temperature-scaled")
+    if cross:
+        rule += ("; then the same rule on the pooled out-of-source scores of the "
+                 f"leave-one-source-out fold models ({', '.join(cross['sources'])}; the "
+                 "ordered produce must be the produce seen), and the stricter of the two")
+    # the headline precision/recall stay the validation figures at the chosen threshold
+    return certificate(cal.threshold_info, target, "val+cross_source" if cross else "val",
+                       rule=rule, n_val=cal.n_val, n_val_rotten=cal.n_val_rotten,
+                       confidence_floor_check=cal.confidence_floor_check)
+
+
+def apply_calibration(meta: ModelMetadata, cal: Calibration, target: float,
+                      ood_tpr: float) -> ModelMetadata:
+    return meta.model_copy(update={
+        "temperature": cal.temperature,
+        "auto_approve": AutoApprove(threshold=cal.threshold,
+                                    produce_confidence_min=cal.produce_confidence_min,
+                                    certificate=_certificate(cal, target)),
+        "ood": meta.ood.model_copy(update={
+            "threshold": cal.ood_threshold,
+            "details": meta.ood.details | {
+                "threshold_rule": f"{ood_tpr:.0%} of validation produce photos in distribution"},
+        }),
+    })
+
+
 def calibrate_and_export(checkpoint: Path, out: Path, *, version: str, target: float = 0.99,
                          ood_tpr: float = 0.95, training_command: str = "",
-                         dataset_dir: Path | None = None) -> tuple[ModelMetadata, dict]:
+                         dataset_dir: Path | None = None,
+                         cross_source: HeldOutScores | None = None
+                         ) -> tuple[ModelMetadata, dict]:
     net, ckpt = load_checkpoint(checkpoint)
     labels = ckpt["labels"]
     spec = InputSpec(**ckpt["input"])
@@ -111,64 +190,30 @@ def calibrate_and_export(checkpoint: Path, out: Path, *, version: str, target: f
     data = load_run_data(root, exclude_sources=ckpt["exclude_sources"], others=ckpt["others"],
                          seed=ckpt["seed"], limit=ckpt["args"].get("limit"))
 
-    # Step 1: export with neutral calibration, score validation through the Classifier.
+    # Step 1: export with neutral calibration, then calibrate on the graph's own outputs.
     draft = ModelMetadata(
         model_version=version, input=spec, labels=Labels(produce=labels,
                                                          condition=["fresh", "rotten"]),
         auto_approve=AutoApprove(threshold=0.5, produce_confidence_min=0.0),
-        ood=OodGate(method="mahalanobis", threshold=1e9),
-    )
-    export_onnx(model, spec.size, out, draft)
-    val = data.splits["val"]
-    s = score_items(Classifier(out), val)
-    real = s["rotten"] >= 0
-    t_cond = fit_temperature(s["condition_logits"][real], s["rotten"][real])
-    t_prod = fit_temperature(s["produce_logits"], s["produce_true"])
-    ood_threshold = float(np.quantile(s["ood"][real], ood_tpr))
-    from training.calibrate import softmax
-
-    probs = softmax(s["produce_logits"], t_prod)
-    conf_min, conf_info = choose_confidence_floor(probs, s["produce_true"], len(labels) - 1)
-    p_rotten = softmax(s["condition_logits"], t_cond)[:, 1]
-    pred = probs.argmax(1)
-    eligible = ((s["ood"] <= ood_threshold) & (pred != len(labels) - 1)
-                & (probs.max(1) >= conf_min))
-    threshold, info = choose_threshold(p_rotten, s["rotten"], eligible, target)
-
-    meta = ModelMetadata(
-        model_version=version,
-        input=spec,
-        labels=Labels(produce=labels, condition=["fresh", "rotten"]),
-        temperature=Temperature(produce=t_prod, condition=t_cond),
-        auto_approve=AutoApprove(
-            threshold=threshold, produce_confidence_min=conf_min,
-            certificate=certificate(
-                info, target, "val", rule="lowest threshold >= 0.5 whose validation precision "
-                "is >= target there and at every higher candidate; gates applied (OOD, produce "
-                "confident and not other); temperature-scaled", n_val=len(val),
-                n_val_rotten=int((s["rotten"] == 1).sum()), confidence_floor_check=conf_info),
-        ),
-        ood=OodGate(
-            method="mahalanobis", threshold=ood_threshold,
-            details=ckpt["gate_info"] | {
-                "threshold_rule": f"{ood_tpr:.0%} of validation produce photos in distribution"
-            },
-        ),
+        ood=OodGate(method="mahalanobis", threshold=1e9, details=ckpt["gate_info"]),
         data_fingerprint=ckpt["fingerprint"],
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         training_command=training_command or ckpt.get("command", ""),
     )
+    export_onnx(model, spec.size, out, draft)
+    val, test = data.splits["val"], data.splits["test"]
+    cal = calibrate(out, val, target=target, ood_tpr=ood_tpr, cross_source=cross_source)
+    meta = apply_calibration(draft, cal, target, ood_tpr)
     replace_metadata(out, meta)
 
     # Step 2: test metrics through the final model, then parity on real photos.
     classifier = Classifier(out)
-    test = data.splits["test"]
     test_metrics = compute_metrics(score_items(classifier, test), labels)
     photos = [it.image for it in val + test if it.produce != OTHER_LABEL][:96]
     diffs = parity(model, classifier, photos)
     metrics = {
         "test": headline(test_metrics),
-        "val_threshold_choice": info,
+        "val_threshold_choice": cal.threshold_info,
         "onnx_parity_max_abs_diff": diffs,
         "onnx_parity_photos": len(photos),
         "train_seconds": ckpt.get("train_seconds"),

@@ -20,12 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 from claims_api.inference.model import Classifier
 from data.manifest import default_dataset_dir, read_manifest
 from training import train as train_mod
-from training.evaluate import compute_metrics, headline, load_split_items, score_items
+from training.cross_source import SCORES_FILE, HeldOutScores, load_folds, nested_fold_results
+from training.evaluate import (
+    auto_approve_stats,
+    compute_metrics,
+    headline,
+    load_split_items,
+    score_items,
+)
 from training.export import calibrate_and_export
 
 
@@ -41,6 +49,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--arch", default="lite0")
     p.add_argument("--others", type=int, default=400)
     p.add_argument("--mode", choices=["finetune", "probe"], default="finetune")
+    p.add_argument("--train-args", default="",
+                   help="more arguments for training.train, e.g. '--threads 1'")
+    p.add_argument("--keep-done", action="store_true",
+                   help="skip folds that already have their held-out scores (resume a run)")
     p.add_argument("--reuse", action="store_true",
                    help="keep a fold's fine-tuned weights when RUN/checkpoint.pt exists; only "
                         "refit the gate and re-certify (after a change to the gate or the "
@@ -56,12 +68,19 @@ def main(argv: list[str] | None = None) -> dict:
         if args.only and source not in args.only:
             continue
         run = args.out / source.replace("/", "__")
+        if args.keep_done and (run / SCORES_FILE).exists() and source in summary:
+            print(f"{source}: kept (held-out scores in {run})", flush=True)
+            continue
+        if args.keep_done and (run / "model.onnx").exists() and source in summary:
+            _score_fold(run, root, source, args.limit)  # an older run: scores only
+            continue
         train_argv = ["--dataset-dir", str(root), "--out", str(run), "--epochs",
                       str(args.epochs), "--size", str(args.size), "--seed", str(args.seed),
                       "--exclude-source", source, "--arch", args.arch, "--others",
                       str(args.others)]
         if args.limit:
             train_argv += ["--limit", str(args.limit)]
+        train_argv += shlex.split(args.train_args)
         ckpt = run / "checkpoint.pt"
         if args.reuse and ckpt.exists():
             weights = run / "weights.pt"
@@ -70,11 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         ckpt = train_mod.main(train_argv)
         model_path = run / "model.onnx"
         calibrate_and_export(ckpt, model_path, version=f"loso-{source}")
-        classifier = Classifier(model_path, intra_op_threads=2)
-        items = load_split_items(root, None, sources=[source], others=0)
-        if args.limit:
-            items = items[: args.limit]
-        s = score_items(classifier, items)
+        classifier, items, s = _score_fold(run, root, source, args.limit)
         m = compute_metrics(s, classifier.metadata.labels.produce)
         result = _summary_row(source, items, s, m, classifier, "fine-tune", args)
         (run / "metrics.json").write_text(json.dumps(m, indent=2))
@@ -83,6 +98,32 @@ def main(argv: list[str] | None = None) -> dict:
         summary_path.write_text(json.dumps(summary, indent=2))
         print(json.dumps({k: v for k, v in result.items() if k != "per_produce"}, indent=2),
               flush=True)
+    return add_nested(summary, args.out, summary_path)
+
+
+def _score_fold(run: Path, root: Path, source: str, limit: int | None):
+    """Score every photo of the held-out source through the fold model; keep the per-photo
+    scores for the cross-source calibration."""
+    classifier = Classifier(run / "model.onnx", intra_op_threads=2)
+    items = load_split_items(root, None, sources=[source], others=0)
+    if limit:
+        items = items[:limit]
+    s = score_items(classifier, items)
+    HeldOutScores.from_scores(s, source).save(run / SCORES_FILE)
+    return classifier, items, s
+
+
+def add_nested(summary: dict, out: Path, summary_path: Path) -> dict:
+    """Each row gets what the full procedure (validation + cross-source threshold, chosen
+    without the held-out source) would have approved on it."""
+    if not list(out.glob(f"*/{SCORES_FILE}")):
+        return summary
+    pool = load_folds(out)
+    nested = nested_fold_results(pool, {src: row["threshold"] for src, row in summary.items()})
+    for src, result in nested.items():
+        if src in summary:
+            summary[src]["nested_cross_source"] = result
+    summary_path.write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -189,9 +230,7 @@ def probe_main(args) -> dict:
         torch.save(ckpt, run / "checkpoint.pt")
         model_path = run / "model.onnx"
         calibrate_and_export(run / "checkpoint.pt", model_path, version=f"loso-probe-{source}")
-        classifier = Classifier(model_path, intra_op_threads=2)
-        items = load_split_items(root, None, sources=[source], others=0)
-        s = score_items(classifier, items)
+        classifier, items, s = _score_fold(run, root, source, None)
         m = compute_metrics(s, classifier.metadata.labels.produce)
         summary[source] = _summary_row(source, items, s, m, classifier, "probe (frozen backbone)",
                                        args)
@@ -199,11 +238,14 @@ def probe_main(args) -> dict:
         summary_path.write_text(json.dumps(summary, indent=2))
         print(json.dumps({k: v for k, v in summary[source].items() if k != "per_produce"},
                          indent=2), flush=True)
-    return summary
+    return add_nested(summary, args.out, summary_path)
 
 
 def _summary_row(source, items, s, m, classifier, mode: str, args) -> dict:
     unknown = ~s["known_kind"]
+    # The service also needs the ordered produce to be what the model sees (and one of its
+    # labels): with the true produce as the ordered one, this is what a claim would get.
+    ordered = s["auto"] & (s["produce_pred"] == s["produce_true"]) & s["known_kind"]
     return headline(m) | {
         "held_out_source": source,
         "mode": mode,
@@ -213,6 +255,7 @@ def _summary_row(source, items, s, m, classifier, mode: str, args) -> dict:
         "threshold": classifier.metadata.auto_approve.threshold,
         "val_certificate": classifier.metadata.auto_approve.certificate.model_dump(),
         "auto_approve_without_ood_gate": m["auto_approve_without_ood_gate"],
+        "auto_approve_with_ordered_produce": auto_approve_stats(s | {"auto": ordered}),
         "unknown_kind_photos": int(unknown.sum()),
         "unknown_kind_auto_approved": int((s["auto"] & unknown).sum()),
         "unknown_kind_ood_flagged_rate": float((~s["in_distribution"][unknown]).mean())
