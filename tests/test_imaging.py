@@ -20,6 +20,7 @@ from claims_api.photos.imaging import (
     ImageLimits,
     PhotoRejected,
     ProcessedPhoto,
+    encode_jpeg,
     parse_exif_datetime,
     parse_exif_offset,
     process_upload,
@@ -311,6 +312,20 @@ def test_content_addresses() -> None:
     first, second = process_upload(data), process_upload(data)
     assert first.stored_sha256 == second.stored_sha256 and len(first.stored_sha256) == 64
     assert first.original_sha256 != first.stored_sha256
+
+
+def test_stored_copy_encode_matches_pillows_in_memory_encode() -> None:
+    # encode_jpeg writes into an in-memory file (so Pillow releases the GIL): same bytes as
+    # Pillow's BytesIO path, colour profile kept, nothing else.
+    image = make_fruit(size=(640, 480))
+    profile = b"\x00" * 128
+    expected = io.BytesIO()
+    image.save(expected, "JPEG", quality=85, exif=b"", xmp=b"", comment=b"", icc_profile=profile)
+    data = encode_jpeg(image, 85, profile)
+    assert data == expected.getvalue()
+    stored = Image.open(io.BytesIO(data))
+    assert stored.size == (640, 480) and stored.info.get("icc_profile") == profile
+    assert not stored.getexif() and "comment" not in stored.info
 
 
 @pytest.mark.dataset
