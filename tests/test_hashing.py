@@ -76,6 +76,35 @@ def test_query_hashes_cover_the_eight_transforms() -> None:
         )
 
 
+@pytest.mark.parametrize("size", [(320, 240), (240, 320), (213, 320), (319, 241), (64, 48)])
+def test_batched_hashes_equal_one_region_at_a_time(size: tuple[int, int]) -> None:
+    # compute_hashes and query_hashes stack the 23 windows / 8 transforms into one matrix
+    # product each: the bits must be those of hashing every region on its own.
+    for seed, photo in enumerate([make_fruit("apple", size=size, seed=3), noise_image(size)]):
+        grey = hashing._grey(photo)
+        boxes = [None, *hashing.crop_windows((grey.shape[1], grey.shape[0]))]
+        assert compute_hashes(photo).windows == tuple(hashing.hash_region(grey, b) for b in boxes)
+        p32 = hashing._resample(grey, None, (32, 32))
+        wide, tall = hashing._resample(grey, None, (9, 8)), hashing._resample(grey, None, (8, 9))
+        swaps = (False, True, False, True, False, False, True, True)
+        one_by_one = [
+            HashPair(hashing.phash_bits(p), hashing.dhash_bits(t if swap else w))
+            for p, w, t, swap in zip(
+                hashing._dihedral_arrays(p32),
+                hashing._dihedral_arrays(wide),
+                hashing._dihedral_arrays(tall),
+                swaps,
+                strict=True,
+            )
+        ]
+        assert query_hashes(photo) == one_by_one, seed
+
+
+def noise_image(size: tuple[int, int]) -> Image.Image:
+    pixels = np.random.default_rng(size[0]).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    return Image.fromarray(pixels)
+
+
 def test_serialisation_round_trip() -> None:
     hashes = compute_hashes(make_fruit(size=(200, 150)))
     assert len(hashes.windows) == 1 + len(hashing.WINDOWS)

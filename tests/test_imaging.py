@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from claims_api.photos.imaging import (
+    _ORIENTATION_TRANSPOSE,
     ImageLimits,
     PhotoRejected,
     ProcessedPhoto,
@@ -24,8 +25,10 @@ from claims_api.photos.imaging import (
     parse_exif_datetime,
     parse_exif_offset,
     process_upload,
+    shrink_fast,
     sniff_format,
 )
+from claims_api.photos.quality import edge_tiles
 from data.synthetic import make_fruit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,6 +257,28 @@ def test_large_jpeg_is_draft_decoded_to_the_stored_size() -> None:
     assert max(result.small_image.size) <= ImageLimits().small_max_side
     assert set(result.timings_ms) >= {"sniff", "header", "decode", "encode", "quality", "total"}
     # (An upscaled photo is rightly "too_blurry" at 2016 px: see tests/test_quality.py.)
+
+
+@pytest.mark.parametrize("size", [(2016, 1512), (1001, 757), (757, 1001), (333, 100)])
+def test_small_image_and_blur_tiles_made_without_turning_the_large_image(
+    size: tuple[int, int],
+) -> None:
+    # The decoded image is turned upright only for the stored copy: the small image and the
+    # blur tiles come from the un-turned pixels and must equal what the turned image gives.
+    rng = np.random.default_rng(size[0])
+    decoded = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8))
+    for turn in _ORIENTATION_TRANSPOSE.values():
+        upright = decoded.transpose(turn)
+        for side in (320, 97):
+            expected = shrink_fast(upright, side)
+            small = shrink_fast(decoded, side, turn)
+            assert (small.size, small.tobytes()) == (expected.size, expected.tobytes()), turn
+        small = shrink_fast(upright, 320)
+        expected_tiles = edge_tiles(upright, small, side=192)
+        tiles = edge_tiles(decoded, small, side=192, turn=turn)
+        assert [(t.size, t.tobytes()) for t in tiles] == [
+            (t.size, t.tobytes()) for t in expected_tiles
+        ], turn
 
 
 def test_stored_side_limit_is_honoured_for_non_jpeg() -> None:

@@ -240,11 +240,48 @@ def crop_windows(size: tuple[int, int]) -> list[Box]:
     return boxes
 
 
+@lru_cache(maxsize=64)
+def _window_weights(height: int, width: int) -> tuple[np.ndarray, ...]:
+    """The Lanczos matrices of the whole image and every crop window of a ``width`` ×
+    ``height`` source, stacked: rows / columns for the 32×32 pHash input and for the 9×8
+    dHash input. Built once per source size (the small images of one camera all share one)."""
+    boxes: list[Box] = [(0.0, 0.0, width, height), *crop_windows((width, height))]
+
+    def stack(index: tuple[int, int], outputs: int, inputs: int) -> np.ndarray:
+        spans = [(round(box[index[0]], 3), round(box[index[1]], 3)) for box in boxes]
+        matrix = np.stack([_lanczos_weights(a, b, outputs, inputs) for a, b in spans])
+        matrix.setflags(write=False)
+        return matrix
+
+    return (
+        stack((1, 3), _PHASH_SIDE, height),
+        stack((0, 2), _PHASH_SIDE, width),
+        stack((1, 3), 8, height),
+        stack((0, 2), 9, width),
+    )
+
+
+def _packed_bits(bits: np.ndarray) -> list[int]:
+    """One int per leading index of a (n, 8, 8) boolean array, row-major, first bit highest."""
+    packed = np.packbits(bits.reshape(len(bits), -1), axis=1)
+    return [int.from_bytes(row.tobytes(), "big") for row in packed]
+
+
 def compute_hashes(image: Image.Image) -> PhotoHashes:
-    """The stored hashes of an upright photo (pass the small decoded image)."""
+    """The stored hashes of an upright photo (pass the small decoded image).
+
+    Same bits as :func:`hash_region` on the whole image and each of :func:`crop_windows`
+    (tests/test_hashing.py checks it), computed for all 23 regions at once: one stacked matrix
+    product per resampling pass and one for the DCT, instead of 115 small ones."""
     grey = _grey(image)
-    boxes: list = [None, *crop_windows((grey.shape[1], grey.shape[0]))]
-    windows = tuple(hash_region(grey, box) for box in boxes)
+    p_rows, p_cols, d_rows, d_cols = _window_weights(*grey.shape)
+    p32 = np.matmul(np.matmul(p_rows, grey), p_cols.transpose(0, 2, 1))
+    d98 = np.matmul(np.matmul(d_rows, grey), d_cols.transpose(0, 2, 1))
+    low = np.matmul(np.matmul(_DCT, p32), _DCT.T)[:, :8, :8]
+    medians = np.median(low.reshape(len(low), -1), axis=1)
+    phashes = _packed_bits(low > medians[:, None, None])
+    dhashes = _packed_bits(d98[:, :, 1:] > d98[:, :, :-1])
+    windows = tuple(HashPair(p, d) for p, d in zip(phashes, dhashes, strict=True))
     return PhotoHashes(windows, colour_signature(image))
 
 
@@ -294,14 +331,17 @@ def query_hashes(image: Image.Image) -> list[HashPair]:
     # dHash samples 9 columns × 8 rows; a transform that swaps the axes needs 8 × 9 instead.
     d_wide = _resample(grey, None, (9, 8))
     d_tall = _resample(grey, None, (8, 9))
-    p_variants = _dihedral_arrays(p32)
+    # The 8 DCTs in one stacked product (same bits as phash_bits on each, tests check it).
+    low = np.matmul(np.matmul(_DCT, np.stack(_dihedral_arrays(p32))), _DCT.T)[:, :8, :8]
+    medians = np.median(low.reshape(len(low), -1), axis=1)
+    phashes = _packed_bits(low > medians[:, None, None])
     d_from_wide = _dihedral_arrays(d_wide)
     d_from_tall = _dihedral_arrays(d_tall)
     swaps_axes = (False, True, False, True, False, False, True, True)
     return [
-        HashPair(phash_bits(p), dhash_bits(d_tall_v if swap else d_wide_v))
-        for p, d_wide_v, d_tall_v, swap in zip(
-            p_variants, d_from_wide, d_from_tall, swaps_axes, strict=True
+        HashPair(phash, dhash_bits(d_tall_v if swap else d_wide_v))
+        for phash, d_wide_v, d_tall_v, swap in zip(
+            phashes, d_from_wide, d_from_tall, swaps_axes, strict=True
         )
     ]
 

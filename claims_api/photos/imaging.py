@@ -39,7 +39,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from claims_api.photos.hashing import PhotoHashes, compute_hashes
+from claims_api.photos.hashing import HashPair, PhotoHashes, compute_hashes, query_hashes
 from claims_api.photos.messages import message
 from claims_api.photos.quality import (
     DEFAULT_THRESHOLDS,
@@ -47,6 +47,7 @@ from claims_api.photos.quality import (
     QualityThresholds,
     assess_quality,
     edge_tiles,
+    turned_size,
 )
 
 pillow_heif.register_heif_opener()
@@ -146,6 +147,8 @@ class ProcessedPhoto:
     exif: ExifFacts
     quality: QualityReport
     hashes: PhotoHashes
+    # the whole photo's hashes under the 8 rotations/flips, looked up when it is on a claim
+    query_hashes: tuple[HashPair, ...] = field(default=(), repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)  # wall time per stage
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time per stage
     stored_content_type: str = STORED_CONTENT_TYPE
@@ -221,9 +224,13 @@ def _timed_sha256(data: bytes) -> tuple[str, float, float]:
 
 
 def _make_stored_copy(
-    upright: Image.Image, limits: ImageLimits, icc_profile: bytes | None
+    decoded: Image.Image,
+    turn: Image.Transpose | None,
+    limits: ImageLimits,
+    icc_profile: bytes | None,
 ) -> tuple[bytes, tuple[int, int], str, float, float]:
     started, cpu = time.perf_counter(), time.thread_time()
+    upright = decoded.transpose(turn) if turn is not None else decoded
     stored = shrink(upright, limits.stored_max_side)
     data = encode_jpeg(stored, limits.stored_jpeg_quality, icc_profile)
     digest = hashlib.sha256(data).hexdigest()
@@ -234,9 +241,9 @@ def _make_stored_copy(
 def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ProcessedPhoto:
     """Validate, decode, check and re-encode one uploaded photo. Raises PhotoRejected.
 
-    ``timings_ms`` holds each stage's duration; ``encode`` and ``sha256`` are measured on
-    the helper thread that runs them (see ``ImageLimits.overlap_work``), ``total`` is the
-    wall time of the call.
+    ``timings_ms`` holds each stage's duration; ``encode`` (turning the decoded image upright,
+    re-encoding it and hashing the result) and ``sha256`` are measured on the helper thread
+    that runs them (see ``ImageLimits.overlap_work``), ``total`` is the wall time of the call.
     """
     watch = _Stopwatch()
     if not data:
@@ -260,31 +267,34 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
         icc_profile = image.info.get("icc_profile")
         image.load()
         watch.lap("decode")
-        decoded_size = image.size
-        # pillow-heif turns HEIF images upright itself (and resets the tag to 1).
-        upright = to_upright_rgb(image, 1 if pil_format == "HEIF" else exif.orientation)
+        decoded = to_rgb(image)
     except PhotoRejected:
         raise
     except Exception as exc:  # any failure of a decoder on untrusted bytes means a bad file
         raise PhotoRejected("corrupt_image", 422, f"{type(exc).__name__}: {exc}") from exc
-    swapped = upright.size != decoded_size
-    width, height = declared_size[::-1] if swapped else declared_size
+    # pillow-heif turns HEIF images upright itself (and resets the tag to 1).
+    turn = _ORIENTATION_TRANSPOSE.get(1 if pil_format == "HEIF" else exif.orientation)
+    width, height = turned_size(declared_size, turn)
     watch.lap("orient")
 
-    small = shrink_fast(upright, limits.small_max_side)
-    detail = edge_tiles(upright, small, side=limits.detail_tile_side)
+    # The full-size image is turned upright only for the stored copy, on the helper thread
+    # with the encode; this thread turns just the small image and the blur tiles (the same
+    # pixels: see edge_tiles), so the two threads start on their work right after decoding.
+    stored_copy = _start(limits, _make_stored_copy, decoded, turn, limits, icc_profile)
+    small = shrink_fast(decoded, limits.small_max_side, turn)
+    detail = edge_tiles(decoded, small, side=limits.detail_tile_side, turn=turn)
     watch.lap("small")
-    stored_copy = _start(limits, _make_stored_copy, upright, limits, icc_profile)
 
     quality = assess_quality(
         small,
         original_size=(width, height),
         detail=detail,
-        detail_side=max(upright.size),
+        detail_side=max(decoded.size),
         thresholds=limits.quality,
     )
     watch.lap("quality")
     hashes = compute_hashes(small)
+    queries = query_hashes(small)
     watch.lap("hashes")
     stored_bytes, stored_size, stored_sha256, encode_ms, encode_cpu = stored_copy.result()
     original_sha256, sha_ms, sha_cpu = original_digest.result()
@@ -308,6 +318,7 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
         exif=exif,
         quality=quality,
         hashes=hashes,
+        query_hashes=tuple(queries),
         timings_ms=timings,
         cpu_ms=watch.cpu,
     )
@@ -491,14 +502,69 @@ def shrink(image: Image.Image, max_side: int) -> Image.Image:
     return image
 
 
-def shrink_fast(image: Image.Image, max_side: int) -> Image.Image:
+def shrink_fast(
+    image: Image.Image, max_side: int, turn: Image.Transpose | None = None
+) -> Image.Image:
     """Longer side at most ``max_side`` by one integer box reduction only (~1 ms for 3 MP; the
     result is between max_side/2 and max_side): the model, the quality gate and the hashes
-    all resize again to their own, smaller input sizes."""
+    all resize again to their own, smaller input sizes.
+
+    With ``turn``, the result is ``shrink_fast(image.transpose(turn), max_side)`` — the same
+    pixels — made without turning the large image: the boxes are laid out from the corner
+    that becomes the top left, so the partial boxes of a side that is not a multiple of the
+    factor end up right and bottom as they would, and only the small result is turned."""
     longest = max(image.size)
     if longest <= max_side:
-        return image
-    return image.reduce(math.ceil(longest / max_side))
+        return image if turn is None else image.transpose(turn)
+    factor = math.ceil(longest / max_side)
+    if turn is None:
+        return image.reduce(factor)
+    columns = _box_runs(image.width, factor, turn in _REVERSES_X)
+    rows = _box_runs(image.height, factor, turn in _REVERSES_Y)
+    small = Image.new(image.mode, (sum(n for *_, n in columns), sum(n for *_, n in rows)))
+    top = 0
+    for y0, y1, y_factor, height in rows:
+        left = 0
+        for x0, x1, x_factor, width in columns:
+            piece = image.reduce((x_factor, y_factor), box=(x0, y0, x1, y1))
+            small.paste(piece, (left, top))
+            left += width
+        top += height
+    return small.transpose(turn)
+
+
+# Turns that run along a source axis backwards: there the partial box comes first.
+_REVERSES_X = frozenset(
+    {
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.TRANSVERSE,
+    }
+)
+_REVERSES_Y = frozenset(
+    {
+        Image.Transpose.FLIP_TOP_BOTTOM,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSVERSE,
+    }
+)
+
+
+def _box_runs(length: int, factor: int, partial_first: bool) -> list[tuple[int, int, int, int]]:
+    """(start, stop, box size, output pixels) of the runs of whole boxes and the partial box
+    along one axis of ``length`` pixels."""
+    whole, rest = divmod(length, factor)
+    if not rest:
+        return [(0, length, factor, whole)]
+    if partial_first:
+        runs = [(0, rest, rest, 1)]
+        if whole:
+            runs.append((rest, length, factor, whole))
+        return runs
+    runs = [(0, whole * factor, factor, whole)] if whole else []
+    return [*runs, (whole * factor, length, rest, 1)]
 
 
 def encode_jpeg(image: Image.Image, quality: int, icc_profile: bytes | None = None) -> bytes:
