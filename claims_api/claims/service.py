@@ -80,11 +80,11 @@ def _order_line(session: Session, customer_id: str, body: ClaimCreate) -> tuple[
     order = session.get(Order, body.order_id)
     if order is None or order.customer_id != customer_id:
         raise not_found("order")
-    if session.get(OrderLine, (body.order_id, body.line_id)) is None:
-        raise unprocessable("unknown_line", f"Order {body.order_id} has no line {body.line_id!r}.")
     # Claims on one line queue here, before anything is written: the open-claim and remaining
     # checks below are then race-free, and lock order is line before ledger (no deadlock).
-    line = ledger.lock_line(session, body.order_id, body.line_id)
+    line = ledger.lock_line_if_exists(session, body.order_id, body.line_id)
+    if line is None:
+        raise unprocessable("unknown_line", f"Order {body.order_id} has no line {body.line_id!r}.")
     if body.affected_quantity > line.quantity:
         raise unprocessable(
             "quantity_exceeds_line",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,13 +47,22 @@ def remaining_cents(session: Session, line: OrderLine) -> int:
     return max(0, line.value_cents - compensated_cents(session, line.order_id, line.line_id))
 
 
-def lock_line(session: Session, order_id: str, line_id: str) -> OrderLine:
-    """Serialises payouts on one line (row lock on PostgreSQL; SQLite serialises writers)."""
-    return session.execute(
+def _line_for_update(order_id: str, line_id: str) -> Select[tuple[OrderLine]]:
+    return (
         select(OrderLine)
         .where(OrderLine.order_id == order_id, OrderLine.line_id == line_id)
         .with_for_update()
-    ).scalar_one()
+    )
+
+
+def lock_line(session: Session, order_id: str, line_id: str) -> OrderLine:
+    """Serialises payouts on one line (row lock on PostgreSQL; SQLite serialises writers)."""
+    return session.execute(_line_for_update(order_id, line_id)).scalar_one()
+
+
+def lock_line_if_exists(session: Session, order_id: str, line_id: str) -> OrderLine | None:
+    """:func:`lock_line`, or None when the order has no such line."""
+    return session.execute(_line_for_update(order_id, line_id)).scalar_one_or_none()
 
 
 class PayoutAdapter(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
@@ -46,15 +46,6 @@ class PickupPointHistory:
         return self.claimed_orders / self.orders if self.orders else None
 
 
-def _claims_30d(session: Session, customer_id: str, since: datetime, exclude: str) -> int:
-    count = session.scalar(
-        select(func.count())
-        .select_from(Claim)
-        .where(Claim.customer_id == customer_id, Claim.submitted_at >= since, Claim.id != exclude)
-    )
-    return int(count or 0)
-
-
 def _order_counts(session: Session, *where) -> tuple[int, int]:
     """(orders, orders with at least one claim) among the orders matching ``where``."""
     claimed = exists().where(Claim.order_id == Order.id)
@@ -64,8 +55,16 @@ def _order_counts(session: Session, *where) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _reviewed(session: Session, customer_id: str, now: datetime, policy: Policy) -> tuple[int, int]:
-    """(claims confirmed by a reviewer, claims rejected or reversed recently)."""
+def _count(condition) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _claim_counts(
+    session: Session, customer_id: str, now: datetime, exclude: str, policy: Policy
+) -> tuple[int, int, int]:
+    """(earlier claims in 30 days, claims confirmed by a reviewer, claims rejected or reversed
+    recently): one pass over the customer's claims."""
+    since_30d = now - timedelta(days=30)
     confirm_since = now - timedelta(days=policy.trust_lookback_days)
     reject_since = now - timedelta(days=policy.trust_rejection_days)
     approved_by_person = exists().where(
@@ -77,13 +76,13 @@ def _reviewed(session: Session, customer_id: str, now: datetime, policy: Policy)
     rejected = (Claim.status == "rejected") & (Claim.decided_at >= reject_since) | (
         Claim.status == "reversed"
     ) & (Claim.updated_at >= reject_since)
+    recent = (Claim.submitted_at >= since_30d) & (Claim.id != exclude)
     row = session.execute(
-        select(
-            func.coalesce(func.sum(case((confirmed, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((rejected, 1), else_=0)), 0),
-        ).where(Claim.customer_id == customer_id)
+        select(_count(recent), _count(confirmed), _count(rejected)).where(
+            Claim.customer_id == customer_id
+        )
     ).one()
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def customer_history(
@@ -95,9 +94,9 @@ def customer_history(
         Order.customer_id == customer_id,
         Order.delivered_at >= now - timedelta(days=policy.claim_rate_window_days),
     )
-    confirmed, rejected = _reviewed(session, customer_id, now, policy)
+    claims_30d, confirmed, rejected = _claim_counts(session, customer_id, now, exclude, policy)
     return CustomerHistory(
-        claims_30d=_claims_30d(session, customer_id, since_30d, exclude),
+        claims_30d=claims_30d,
         paid_30d_cents=ledger.paid_cents_for_customer_since(session, customer_id, since_30d),
         orders=orders,
         claimed_orders=claimed,
