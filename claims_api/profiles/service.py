@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
@@ -28,14 +28,20 @@ TAG_KOC_BLOCKED = "koc_ineligible"  # a reviewer rejected a claim: not a KOC can
 TAG_TRUSTED = "trusted_claimant"  # several paid claims, none rejected
 
 
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 def _already_consumed(session: Session, event_id: str) -> bool:
-    try:
-        with session.begin_nested():
-            session.add(ConsumedEvent(consumer=CONSUMER, event_id=event_id, consumed_at=utcnow()))
-            session.flush()
-    except IntegrityError:
-        return True
-    return False
+    """Records the event as consumed; True when it already was (a redelivery). One
+    INSERT ... ON CONFLICT DO NOTHING: no savepoint around an insert that may fail."""
+    insert = _INSERTS[session.get_bind().dialect.name]
+    inserted = session.execute(
+        insert(ConsumedEvent)
+        .values(consumer=CONSUMER, event_id=event_id, consumed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(ConsumedEvent.event_id)
+    ).first()
+    return inserted is None
 
 
 def _profile(session: Session, customer_id: str) -> CustomerProfile:
