@@ -21,6 +21,7 @@ from claims_api.photos.imaging import (
     ImageLimits,
     PhotoRejected,
     ProcessedPhoto,
+    _decode_in_one_call,
     encode_jpeg,
     parse_exif_datetime,
     parse_exif_offset,
@@ -279,6 +280,37 @@ def test_small_image_and_blur_tiles_made_without_turning_the_large_image(
         assert [(t.size, t.tobytes()) for t in tiles] == [
             (t.size, t.tobytes()) for t in expected_tiles
         ], turn
+
+
+def test_jpeg_is_decoded_in_one_call_to_the_same_pixels(monkeypatch) -> None:
+    data = encode(make_fruit(size=(1600, 1200), seed=4), quality=95)
+    assert len(data) > 2 * 65536
+    expected = Image.open(io.BytesIO(data))
+    expected.load()
+    calls = []
+    original = Image._getdecoder
+
+    def counting(*args, **kwargs):
+        decoder = original(*args, **kwargs)
+        return _Counted(decoder, calls)
+
+    monkeypatch.setattr(Image, "_getdecoder", counting)
+    image = Image.open(io.BytesIO(data))
+    _decode_in_one_call(image, len(data))
+    image.load()
+    assert len(calls) == 1 and image.tobytes() == expected.tobytes()
+
+
+class _Counted:
+    def __init__(self, decoder, calls: list) -> None:
+        self._decoder, self._calls = decoder, calls
+
+    def decode(self, buffer):
+        self._calls.append(len(buffer))
+        return self._decoder.decode(buffer)
+
+    def __getattr__(self, name):
+        return getattr(self._decoder, name)
 
 
 def test_stored_side_limit_is_honoured_for_non_jpeg() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pillow_heif
-from PIL import Image
+from PIL import Image, ImageFile
 
 from claims_api.photos.hashing import HashPair, PhotoHashes, compute_hashes, query_hashes
 from claims_api.photos.messages import message
@@ -265,6 +265,7 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
         _draft_for_storage(image, limits)
         exif = read_exif_facts(image, limits)
         icc_profile = image.info.get("icc_profile")
+        _decode_in_one_call(image, len(data))
         image.load()
         watch.lap("decode")
         decoded = to_rgb(image)
@@ -355,6 +356,16 @@ def _draft_for_storage(image: Image.Image, limits: ImageLimits) -> None:
     wanted = min(longest, limits.stored_max_side) * limits.stored_min_fraction
     scale = wanted / longest
     image.draft("RGB", (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+
+
+def _decode_in_one_call(image: Image.Image, size: int) -> None:
+    """Hand a JPEG's decoder the whole file at once. Pillow feeds it 64 KB per call by default
+    (~50 calls for a 12-MP photo), releasing the GIL for each and taking it back after: with
+    other request threads running Python, every take-back can wait up to the 5 ms switch
+    interval (a decode measured 210-234 ms instead of 130-180 ms next to one busy Python
+    thread). Same pixels; one extra copy of the file's bytes while it decodes."""
+    if image.format == "JPEG":
+        image.decodermaxblock = max(size, ImageFile.MAXBLOCK)
 
 
 def read_exif_facts(image: Image.Image, limits: ImageLimits = DEFAULT_LIMITS) -> ExifFacts:
