@@ -34,7 +34,7 @@ def test_confident_mistakes_on_a_new_source_raise_the_threshold():
     p = [*np.linspace(0.98, 0.999, 49), 0.97]
     t, info = choose_cross_source_threshold(pool("b", p, rotten))
     assert t > 0.97 and info["false_approvals"] == 0
-    assert info["per_source"]["b"]["false_approvals"] == 0
+    assert info["per_source"]["b"]["model_gates"]["false_approvals"] == 0
     val_t, val_info = 0.5, {"precision": 1.0}
     final, record = combine(val_t, val_info, (t, info))
     assert final == t and record["binding"] == "cross_source"
@@ -47,15 +47,16 @@ def test_validation_threshold_stays_when_it_is_the_stricter():
     assert final == 0.99 and record["binding"] == "val"
 
 
-def test_photos_whose_produce_is_not_the_ordered_one_cannot_be_approved():
-    # produce kinds the fold model never saw: wrong, confident, but the service would not
-    # approve them (ordered produce != seen produce), so they do not move the threshold ...
-    scores = pool("c", [0.99, 0.99, 0.9], [0, 0, 1], match=[False, False, True])
+def test_unknown_produce_kinds_count_against_the_model_gates():
+    # produce kinds the fold model never saw: the service would not approve them (ordered
+    # produce != seen produce), but the model's own gates must keep them out too
+    p = [0.95] * 2 + [0.97] * 98
+    scores = pool("c", p, [0, 0] + [1] * 98, match=[False, False] + [True] * 98)
     t, info = choose_cross_source_threshold(scores)
-    assert t == pytest.approx(0.5) and info["false_approvals"] == 0
-    # ... and they are reported for the model's gates alone
-    assert info["without_ordered_produce"]["false_approvals"] == 2
-    assert approval_stats(scores, 0.95, ordered_produce=False)["approved"] == 2
+    assert t > 0.95 and info["false_approvals"] == 0
+    assert approval_stats(scores, 0.5, scores.model_gates)["false_approvals"] == 2
+    assert approval_stats(scores, 0.5, scores.service_gates)["false_approvals"] == 0
+    assert info["service_rule"]["approved"] == 98
 
 
 def test_out_of_distribution_photos_are_never_approved():
@@ -73,7 +74,7 @@ def test_nested_choice_never_looks_at_the_held_out_source():
     dirty = nested_fold_results(HeldOutScores.concat([a, b_dirty]), thresholds)
     # b's own labels do not change the threshold used on b
     assert clean["b"]["threshold"] == dirty["b"]["threshold"]
-    assert dirty["b"]["with_ordered_produce"]["false_approvals"] == 1
+    assert dirty["b"]["model_gates"]["false_approvals"] == 1
     # but they do change the threshold used on a (b is one of a's other sources)
     assert dirty["a"]["threshold"] > clean["a"]["threshold"]
 
@@ -84,6 +85,6 @@ def test_save_load_and_pool_of_folds(tmp_path):
         pool(src, [0.9, 0.2], [1, 0]).save(tmp_path / name / "held_out_scores.npz")
     loaded = load_folds(tmp_path)
     assert loaded.sources == ["a", "b"] and len(loaded.p_rotten) == 4
-    assert loaded.eligible.all()
+    assert loaded.model_gates.all() and loaded.service_gates.all()
     with pytest.raises(FileNotFoundError):
         load_folds(tmp_path / "nowhere")

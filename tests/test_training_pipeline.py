@@ -126,7 +126,7 @@ def test_cross_source_calibration_and_recertify_end_to_end(tmp_path):
     for row in summary.values():  # nested: the threshold used on a source is chosen without it
         nested = row["nested_cross_source"]
         assert nested["threshold"] >= row["threshold"]
-        assert {"with_ordered_produce", "without_ordered_produce"} <= set(nested)
+        assert {"model_gates", "service_rule"} <= set(nested)
     pool = load_folds(tmp_path / "loso")
     assert pool.sources == ["synthetic/0", "synthetic/1"] and len(pool.p_rotten) == 48
 

@@ -15,11 +15,12 @@ the shipped model's, so a threshold on calibrated probabilities carries over fro
 models to the model trained on every source. The fold models are trained for fewer epochs
 (the CPU budget); that is an approximation, stated in the certificate and the model card.
 
-Eligibility follows the service: a photo can only be auto-approved when the fold model's own
-gates pass (in distribution, produce confident and not ``other``) and the produce it sees is
-the produce that was ordered (here: the photo's true produce), which also rules out produce
-kinds the fold model has no label for. Photos of those unknown kinds are kept in the pool and
-reported (``without_ordered_produce``) but cannot widen the threshold.
+Eligibility is what the model alone calls auto-approvable (``PhotoScores.auto_approvable``,
+also printed by ``freshclaim predict``): in distribution, produce confident and not ``other``.
+Photos of produce kinds a fold model has no label for stay in the pool, because a model meets
+such photos too and its own gates must keep them from approval. The service adds one more
+rule (the produce seen must be the produce ordered, and one of the model's labels); the
+figures under that rule are reported beside the model-gate figures (``service_rule``).
 
 For the leave-one-source-out table itself the choice is nested: the threshold used on source S
 comes from the other folds' out-of-source scores only (:func:`nested_fold_results`).
@@ -61,9 +62,14 @@ class HeldOutScores:
                    known_kind=s["known_kind"])
 
     @property
-    def eligible(self) -> np.ndarray:
-        """What the service could auto-approve (before the threshold)."""
-        return self.in_distribution & self.produce_confident & self.produce_match
+    def model_gates(self) -> np.ndarray:
+        """What the model alone lets through (before the threshold)."""
+        return self.in_distribution & self.produce_confident
+
+    @property
+    def service_gates(self) -> np.ndarray:
+        """What the service lets through: the model's gates and the ordered produce seen."""
+        return self.model_gates & self.produce_match
 
     def save(self, path: Path) -> Path:
         np.savez(path, **{name: getattr(self, name) for name in _FIELDS})
@@ -101,12 +107,8 @@ def load_folds(loso_dir: Path) -> HeldOutScores:
     return HeldOutScores.concat([HeldOutScores.load(p) for p in paths])
 
 
-def approval_stats(pool: HeldOutScores, threshold: float, *,
-                   ordered_produce: bool = True) -> dict:
-    """Auto-approvals of the pool at ``threshold``: with the service's ordered-produce rule
-    (default) or with the model's gates alone (what ``freshclaim predict`` without
-    ``--produce`` calls auto-approvable)."""
-    gates = pool.eligible if ordered_produce else pool.in_distribution & pool.produce_confident
+def approval_stats(pool: HeldOutScores, threshold: float, gates: np.ndarray) -> dict:
+    """Auto-approvals of the pool at ``threshold`` among the photos ``gates`` lets through."""
     approved = gates & (pool.p_rotten >= threshold)
     n, tp = int(approved.sum()), int((approved & (pool.rotten == 1)).sum())
     positives = int((pool.rotten == 1).sum())
@@ -116,16 +118,21 @@ def approval_stats(pool: HeldOutScores, threshold: float, *,
             "precision_lower_95": clopper_pearson_lower(tp, n) if n else None}
 
 
+def _both_rules(pool: HeldOutScores, threshold: float) -> dict:
+    return {"model_gates": approval_stats(pool, threshold, pool.model_gates),
+            "service_rule": approval_stats(pool, threshold, pool.service_gates)}
+
+
 def choose_cross_source_threshold(pool: HeldOutScores, target: float = 0.99,
                                   floor: float = 0.5) -> tuple[float, dict]:
     """The validation rule (lowest threshold with precision >= target there and at every
-    higher candidate) on the pooled out-of-source scores."""
-    threshold, info = choose_threshold(pool.p_rotten, pool.rotten, pool.eligible, target, floor)
-    per_source = {src: approval_stats(pool.only(src), threshold)
-                  for src in pool.sources}
+    higher candidate) on the pooled out-of-source scores, with the model's own gates."""
+    threshold, info = choose_threshold(pool.p_rotten, pool.rotten, pool.model_gates, target,
+                                       floor)
     return threshold, info | {
-        "photos": len(pool.rotten), "sources": pool.sources, "per_source": per_source,
-        "without_ordered_produce": approval_stats(pool, threshold, ordered_produce=False),
+        "photos": len(pool.rotten), "sources": pool.sources,
+        "per_source": {src: _both_rules(pool.only(src), threshold) for src in pool.sources},
+        "service_rule": approval_stats(pool, threshold, pool.service_gates),
     }
 
 
@@ -145,17 +152,14 @@ def nested_fold_results(pool: HeldOutScores, fold_val_thresholds: dict[str, floa
                         target: float = 0.99) -> dict[str, dict]:
     """For each held-out source S: the threshold the procedure would have chosen without S
     (S's fold validation threshold, made stricter by the other folds' out-of-source scores),
-    and what it gives on S, with and without the ordered-produce rule."""
+    and what it gives on S with the model's gates and with the service's rule."""
     out = {}
     for src in pool.sources:
         others = pool.without(src)
         cross = choose_cross_source_threshold(others, target) if others.sources else None
         threshold, _ = combine(fold_val_thresholds.get(src, 0.5), {}, cross)
-        own = pool.only(src)
         out[src] = {"threshold": threshold,
                     "cross_source_threshold": cross[0] if cross else None,
-                    "with_ordered_produce": approval_stats(own, threshold),
-                    "without_ordered_produce": approval_stats(own, threshold,
-                                                              ordered_produce=False)}
+                    **_both_rules(pool.only(src), threshold)}
     return out
 
