@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession
 from claims_api.errors import ERROR_RESPONSES, ApiError
@@ -33,7 +33,7 @@ def upload_photo(
     order_id: Annotated[str | None, Form(max_length=100)] = None,
     line_id: Annotated[str | None, Form(max_length=100)] = None,
     accept_language: Annotated[str | None, Header()] = None,
-) -> PhotoOut:
+) -> JSONResponse:
     """Checks the photo at once: an unusable one comes back with ``quality.ok = false`` and a
     sentence per problem that the mini-program can show ("retake")."""
     declared = request.headers.get("content-length")
@@ -44,9 +44,12 @@ def upload_photo(
         )
     data = _read_limited(file, limit)
     locale = pick_locale(accept_language, container.settings.locale)
-    return service.upload_photo(
+    photo = service.upload_photo(
         container, customer, data, service.UploadContext(order_id, line_id), locale
     )
+    # Serialised here, on the worker thread: a returned model would be validated against
+    # response_model and encoded in one more threadpool hop.
+    return JSONResponse(photo.model_dump(mode="json"), status_code=201)
 
 
 @router.get("/{photo_id}", response_model=PhotoOut)
