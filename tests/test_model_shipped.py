@@ -41,7 +41,8 @@ def test_shipped_model_loads_and_metadata_validates(clf):
     assert meta.data_fingerprint.startswith("sha256:")
     assert meta.ood.method == "mahalanobis" and meta.ood.threshold > 0
     cert = meta.auto_approve.certificate
-    assert cert is not None and cert.split == "val" and cert.target_precision == 0.99
+    assert cert is not None and cert.split == "val+cross_source" and cert.target_precision == 0.99
+    assert meta.auto_approve.threshold >= cert.extra["cross_source_threshold"]
     assert cert.precision >= 0.99
     assert 0.5 <= meta.auto_approve.threshold <= 1
     assert max(meta.metrics["onnx_parity_max_abs_diff"].values()) < 1e-3

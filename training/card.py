@@ -112,10 +112,11 @@ def render(model_path: Path) -> str:
         _timing_note(m),
         *_recertified_note(m),
         "",
-        "  Leave-one-source-out: `python -m training.loso --out runs/loso_ft --epochs 3` and "
-        "`python -m training.loso --mode probe --out runs/loso_probe`, then "
-        "`python -m training.loso_report runs/loso_ft/summary.json "
-        "runs/loso_probe/summary.json`. Benchmark: `python bench/bench_inference.py --json "
+        "  The pipeline trains the leave-one-source-out fold models first "
+        "(`python -m training.loso --out runs/loso_ft --epochs 3 --keep-done`; finished folds "
+        "are kept), then exports and calibrates with their held-out scores. Re-certify an "
+        "exported file without retraining: `python -m training.recertify models/<file>.onnx "
+        "--loso-dir runs/loso_ft`. Benchmark: `python bench/bench_inference.py --json "
         "models/report/bench.json`. Card: `python -m training.card models/<file>.onnx`.",
         "",
         "## What it does",
@@ -149,7 +150,7 @@ def render(model_path: Path) -> str:
         f"- **data fingerprint**: `{meta.data_fingerprint}` (sha256 over the manifest rows used "
         "and every image's bytes; generated photos by count and seed)",
         "",
-        "## Calibration (validation split)",
+        "## Calibration (validation split and leave-one-source-out folds)",
         "",
         f"- temperatures: condition {meta.temperature.condition:.3f}, produce "
         f"{meta.temperature.produce:.3f} (NLL on validation)",

@@ -153,8 +153,8 @@ def _certificate(cal: Calibration, target: float) -> ThresholdCertificate:
             "temperature-scaled")
     if cross:
         rule += ("; then the same rule on the pooled out-of-source scores of the "
-                 f"leave-one-source-out fold models ({', '.join(cross['sources'])}; the "
-                 "ordered produce must be the produce seen), and the stricter of the two")
+                 f"leave-one-source-out fold models ({', '.join(cross['sources'])}; their own "
+                 "gates, unknown produce kinds included), and the stricter of the two")
     # the headline precision/recall stay the validation figures at the chosen threshold
     return certificate(cal.threshold_info, target, "val+cross_source" if cross else "val",
                        rule=rule, n_val=cal.n_val, n_val_rotten=cal.n_val_rotten,
