@@ -32,11 +32,17 @@ log = logging.getLogger(__name__)
 
 
 def _background_loops(container: Container) -> list[BackgroundLoop]:
+    # SQLite has one write lock for the whole database: a relay transaction holds it against
+    # every upload and claim, so there it delivers 10 events per transaction (a 100-event
+    # transaction of consumer work held it for 100+ ms at ~20 claims/s).
+    small = container.db.is_sqlite
     relay = OutboxRelay(
         container.db,
         consumers=[profiles_service.consume],
         webhook_urls=container.settings.webhook_urls,
         webhook_secret=container.settings.webhook_secret,
+        batch_size=10 if small else 100,
+        max_batches=100 if small else 10,
     )
 
     def sweep_leases() -> None:

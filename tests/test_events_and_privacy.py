@@ -42,6 +42,32 @@ def webhook_server():
     server.shutdown()
 
 
+def test_relay_delivers_small_batches_each_in_its_own_transaction(api, container) -> None:
+    api.put_order()
+    customer = api.customer()
+    api.claim(customer, [api.upload_fruit(customer)])  # approved + paid: 2 events
+    api.put_order("ord-2")
+    api.claim(customer, [api.upload_fruit(customer, seed=1)], order_id="ord-2")
+    with container.db.read_session() as session:
+        pending = session.scalar(select(func.count()).select_from(OutboxEvent))
+    assert pending >= 3
+    commits = []
+    relay = OutboxRelay(container.db, [profiles.consume], [], None, batch_size=1, max_batches=2)
+    original = relay._deliver_batch
+
+    def counted():
+        result = original()
+        commits.append(result)
+        return result
+
+    relay._deliver_batch = counted
+    assert relay.run_once() == 2 and commits == [(1, 1), (1, 1)]  # stops at max_batches
+    delivered = 2
+    while published := relay.run_once():
+        delivered += published
+    assert delivered == pending and all(fetched <= 1 for _, fetched in commits)
+
+
 def test_relay_delivers_each_event_once_to_consumers_and_signed_webhooks(
     api, container, webhook_server
 ):

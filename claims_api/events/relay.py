@@ -56,15 +56,28 @@ class OutboxRelay:
         webhook_urls: list[str],
         webhook_secret: str | None,
         batch_size: int = 100,
+        max_batches: int = 1,
     ) -> None:
         self.db = db
         self.consumers = consumers
         self.webhook_urls = webhook_urls
         self.webhook_secret = webhook_secret
         self.batch_size = batch_size
+        self.max_batches = max_batches
 
     def run_once(self) -> int:
-        """Deliver one batch; returns how many events were published."""
+        """Deliver up to ``max_batches`` batches, each in a transaction of its own, until one
+        comes back short; returns how many events were published."""
+        published = 0
+        for _ in range(self.max_batches):
+            done, fetched = self._deliver_batch()
+            published += done
+            if fetched < self.batch_size:
+                break
+        return published
+
+    def _deliver_batch(self) -> tuple[int, int]:
+        """(published, fetched) for one batch of pending events."""
         published = 0
         with self.db.session() as session:
             now = utcnow()
@@ -91,7 +104,7 @@ class OutboxRelay:
                     continue
                 event.published_at = utcnow()
                 published += 1
-        return published
+        return published, len(events)
 
 
 class BackgroundLoop:
