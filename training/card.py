@@ -50,6 +50,16 @@ def _approvals(stats: dict) -> str:
             f"{_target(stats['precision'], 0.99)}, {_pct(stats['recall'])}")
 
 
+def _duration(m: dict, loso) -> str:
+    text = f"~{(m.get('train_seconds') or 0) / 60:.0f} min training"
+    rows = (list(loso.values()) if isinstance(loso, dict) else loso) or []
+    folds = [r["train_seconds"] for r in rows if r.get("train_seconds")]
+    if folds:
+        text += (f" + ~{sum(folds) / 60:.0f} min for the {len(folds)} leave-one-source-out "
+                 "fold models")
+    return text + " + ~3 min export/evaluation"
+
+
 def _recertified_note(m: dict) -> list[str]:
     r = m.get("recertified")
     if not r:
@@ -102,8 +112,7 @@ def render(model_path: Path) -> str:
         f"- **file sha256**: `{hashlib.sha256(model_path.read_bytes()).hexdigest()}`, "
         f"{model_path.stat().st_size / 1e6:.1f} MB, ONNX opset 17, fp32, dynamic batch",
         f"- **created**: {meta.created_at}",
-        "- **reproduce** (from the repository root, 2-core CPU, ~"
-        f"{(m.get('train_seconds') or 0) / 60:.0f} min training + ~3 min export/evaluation):",
+        f"- **reproduce** (from the repository root, 2-core CPU, {_duration(m, loso)}):",
         "",
         "  ```",
         f"  {meta.training_command}",
@@ -112,7 +121,8 @@ def render(model_path: Path) -> str:
         _timing_note(m),
         *_recertified_note(m),
         "",
-        "  The pipeline trains the leave-one-source-out fold models first "
+        "  `--run`, `--models` and `--loso-dir` only say where files go, not what is "
+        "trained. The pipeline trains the leave-one-source-out fold models first "
         "(`python -m training.loso --out runs/loso_ft --epochs 3 --keep-done`; finished folds "
         "are kept), then exports and calibrates with their held-out scores. Re-certify an "
         "exported file without retraining: `python -m training.recertify models/<file>.onnx "

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
         run = args.out / source.replace("/", "__")
         if args.keep_done and (run / SCORES_FILE).exists() and source in summary:
             print(f"{source}: kept (held-out scores in {run})", flush=True)
+            summary[source].setdefault("train_seconds", _train_seconds(run / "checkpoint.pt"))
             continue
         if args.keep_done and (run / "model.onnx").exists() and source in summary:
             _score_fold(run, root, source, args.limit)  # an older run: scores only
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         classifier, items, s = _score_fold(run, root, source, args.limit)
         m = compute_metrics(s, classifier.metadata.labels.produce)
         result = _summary_row(source, items, s, m, classifier, "fine-tune", args)
+        result["train_seconds"] = _train_seconds(ckpt)
         (run / "metrics.json").write_text(json.dumps(m, indent=2))
         summary[source] = result
         summary_path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +113,14 @@ def _score_fold(run: Path, root: Path, source: str, limit: int | None):
     s = score_items(classifier, items)
     HeldOutScores.from_scores(s, source).save(run / SCORES_FILE)
     return classifier, items, s
+
+
+def _train_seconds(checkpoint: Path) -> int | None:
+    import torch
+
+    if not checkpoint.exists():
+        return None
+    return torch.load(checkpoint, map_location="cpu", weights_only=False).get("train_seconds")
 
 
 def add_nested(summary: dict, out: Path, summary_path: Path) -> dict:
