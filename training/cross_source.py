@@ -37,7 +37,7 @@ from training.calibrate import choose_threshold, clopper_pearson_lower
 
 SCORES_FILE = "held_out_scores.npz"
 _FIELDS = ("source", "p_rotten", "rotten", "in_distribution", "produce_confident",
-           "produce_match", "known_kind")
+           "produce_match")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,6 @@ class HeldOutScores:
     in_distribution: np.ndarray
     produce_confident: np.ndarray
     produce_match: np.ndarray  # predicted produce == true produce, and a kind the model knows
-    known_kind: np.ndarray
 
     @classmethod
     def from_scores(cls, s: dict, source: str) -> HeldOutScores:
@@ -58,8 +57,7 @@ class HeldOutScores:
         match = (s["produce_pred"] == s["produce_true"]) & s["known_kind"]
         return cls(source=np.full(len(s["rotten"]), source), p_rotten=s["p_rotten"],
                    rotten=s["rotten"], in_distribution=s["in_distribution"],
-                   produce_confident=s["produce_confident"], produce_match=match,
-                   known_kind=s["known_kind"])
+                   produce_confident=s["produce_confident"], produce_match=match)
 
     @property
     def model_gates(self) -> np.ndarray:
