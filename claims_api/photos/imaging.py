@@ -148,7 +148,7 @@ class ProcessedPhoto:
     quality: QualityReport
     hashes: PhotoHashes
     # the whole photo's hashes under the 8 rotations/flips, looked up when it is on a claim
-    query_hashes: tuple[HashPair, ...] = field(default=(), repr=False)
+    query_hashes: tuple[HashPair, ...] = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)  # wall time per stage
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time per stage
     stored_content_type: str = STORED_CONTENT_TYPE

@@ -155,7 +155,7 @@ def upload_photo(
 def stored_hashes(processed: ProcessedPhoto) -> dict:
     """The stored windows plus the photo's 8 rotation/flip query hashes, kept so a claim can
     look the photo up later without decoding it again."""
-    queries = processed.query_hashes or hashing.query_hashes(processed.small_image)
+    queries = processed.query_hashes
     return {
         **processed.hashes.to_dict(),
         "queries": [[q.phash_hex, q.dhash_hex] for q in queries],
