@@ -15,6 +15,7 @@ p99 <= 20 ms at 100,000 waiting claims.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import threading
 import time
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from bench.common import (
     DEFAULT_OUT,
@@ -164,6 +165,7 @@ def review_loop(
             claim = service.lease_next(session, reviewer, 300)
             if claim is None:
                 return
+            session.flush()  # the lease's own writes count (else claim_out's autoflush sends them)
             leased = time.perf_counter()
             if with_claim_out:
                 claim_out(session, claim).model_dump(mode="json")
@@ -178,8 +180,27 @@ def review_loop(
             timings["decide"].append((decided - lease_done) * 1000)
 
 
-def run_reviewers(db: Database, reviewers: list[Principal], decisions: int) -> dict[str, Any]:
+def run_reviewers(
+    db: Database, reviewers: list[Principal], decisions: int, mode: str = "thread"
+) -> dict[str, Any]:
     timings: dict[str, list[float]] = {"lease_next": [], "lease_route": [], "decide": []}
+    if mode == "thread":
+        wall = _run_threads(db, reviewers, decisions, timings)
+    else:
+        wall = _run_processes(db.url, reviewers, decisions, timings)
+    done = len(timings["decide"])
+    return {
+        "mode": mode,
+        "reviewers": len(reviewers),
+        "decisions": done,
+        "decisions_per_s": round(done / wall, 1),
+        **{f"{k}_{m}": v for k, ms in timings.items() for m, v in _short(summarise(ms)).items()},
+    }
+
+
+def _run_threads(
+    db: Database, reviewers: list[Principal], decisions: int, timings: dict[str, list[float]]
+) -> float:
     lock = threading.Lock()
     threads = [
         threading.Thread(target=review_loop, args=(db, r, decisions, timings, lock, True))
@@ -190,38 +211,88 @@ def run_reviewers(db: Database, reviewers: list[Principal], decisions: int) -> d
         t.start()
     for t in threads:
         t.join()
+    return time.perf_counter() - start
+
+
+def _reviewer_process(url: str, reviewer: Principal, decisions: int, barrier, results) -> None:
+    """One reviewer in a process of its own (spawned: nothing inherited but the arguments)."""
+    import claims_api.models  # noqa: F401  (every mapped class, as the service has them)
+
+    db = Database(url)
+    timings: dict[str, list[float]] = {"lease_next": [], "lease_route": [], "decide": []}
+    try:
+        with db.session() as session:  # connect and import everything before the clock runs
+            session.execute(text("SELECT 1"))
+        barrier.wait()
+        review_loop(db, reviewer, decisions, timings, threading.Lock(), True)
+    finally:
+        results.put(timings)
+        db.dispose()
+
+
+def _run_processes(
+    url: str, reviewers: list[Principal], decisions: int, timings: dict[str, list[float]]
+) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(reviewers) + 1)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_reviewer_process, args=(url, r, decisions, barrier, results))
+        for r in reviewers
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    start = time.perf_counter()
+    collected = [results.get(timeout=600) for _ in procs]
     wall = time.perf_counter() - start
-    done = len(timings["decide"])
-    return {
-        "reviewers": len(reviewers),
-        "decisions": done,
-        "decisions_per_s": round(done / wall, 1),
-        **{f"{k}_{m}": v for k, ms in timings.items() for m, v in _short(summarise(ms)).items()},
-    }
+    for p in procs:
+        p.join()
+    if any(p.exitcode for p in procs):
+        raise RuntimeError(f"a reviewer process failed: exit codes {[p.exitcode for p in procs]}")
+    for one in collected:
+        for key, values in one.items():
+            timings[key].extend(values)
+    return wall
 
 
 def _short(summary: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in summary.items() if k in ("p50_ms", "p95_ms", "p99_ms")}
 
 
-LEASE_SQL = """
-SELECT id FROM claims
-WHERE status = 'in_review' AND (lease_holder IS NULL OR lease_expires_at < now())
-  AND (appealed IS false OR rejected_by IS NULL OR rejected_by != 'x')
-ORDER BY sla_deadline, requested_cents DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED"""
-HELD_SQL = """
-SELECT id FROM claims
-WHERE status = 'in_review' AND lease_holder = 'x' AND lease_expires_at > now() FOR UPDATE"""
+def lease_statements(db: Database) -> dict[str, Any]:
+    """The SQL statements one lease-next sends (captured from the engine, as the service runs
+    them; the connection check on checkout, BEGIN and COMMIT are round trips on top) and
+    PostgreSQL's plan of each, run with ``EXPLAIN ANALYZE`` in a transaction rolled back."""
+    from claims_api.review import service
 
+    reviewer = make_reviewers(db, 1, "plans")[0]
+    seen: list[tuple[str, Any]] = []
 
-def explain(db: Database) -> dict[str, str]:
-    """The plans PostgreSQL picks for the two lease-next queries (hand-written equivalents)."""
-    plans = {}
-    with db.engine.begin() as conn:
-        for name, sql in (("free_claim", LEASE_SQL), ("held_claim", HELD_SQL)):
-            rows = conn.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"))
-            plans[name] = "\n".join(r[0] for r in rows)
-    return plans
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.session() as session:
+            service.lease_next(session, reviewer, 300)
+            session.flush()
+            session.rollback()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    plans = []
+    with db.engine.connect() as conn:
+        for statement, parameters in seen:
+            rows = conn.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {statement}", parameters
+            )
+            plans.append("\n".join(r[0] for r in rows))
+            conn.rollback()
+    return {
+        "count": len(seen),
+        "statements": [" ".join(st.split())[:120] for st, _ in seen],
+        "plans": plans,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -238,18 +309,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         db = Database(url)
         try:
             seconds = seed(db, args.claims)
-            plans = explain(db)
             rows = []
             for count in args.reviewers:
-                reviewers = make_reviewers(db, count, f"r{len(rows)}")
-                rows.append(run_reviewers(db, reviewers, args.decisions // count))
+                for mode in args.modes:
+                    if mode == "process" and count == 1:
+                        continue  # one reviewer: the same as one thread
+                    reviewers = make_reviewers(db, count, f"r{len(rows)}")
+                    rows.append(run_reviewers(db, reviewers, args.decisions // count, mode))
+            statements = lease_statements(db)
         finally:
             db.dispose()
     result = {
         "claims_waiting": args.claims,
         "seed_seconds": round(seconds, 1),
         "results": rows,
-        "plans": plans,
+        "lease_statements": statements,
         "machine_before": state_before,
         "machine_after": machine_state(),
     }
@@ -261,12 +335,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     print(f"\nreview queue: {result['claims_waiting']} claims waiting on PostgreSQL "
           f"(seeded by COPY in {result['seed_seconds']} s)")  # fmt: skip
+    statements = result["lease_statements"]
+    print(f"SQL statements per lease-next: {statements['count']}")
+    for statement in statements["statements"]:
+        print(f"  {statement}")
     print_table(
         "lease-next (one transaction) / lease route (+ claim returned) / decision, ms",
         result["results"],
-        ["reviewers", "decisions", "decisions_per_s", "lease_next_p50_ms", "lease_next_p95_ms",
-         "lease_next_p99_ms", "lease_route_p50_ms", "lease_route_p99_ms", "decide_p50_ms",
-         "decide_p99_ms"],
+        ["mode", "reviewers", "decisions", "decisions_per_s", "lease_next_p50_ms",
+         "lease_next_p95_ms", "lease_next_p99_ms", "lease_route_p50_ms", "lease_route_p99_ms",
+         "decide_p50_ms", "decide_p99_ms"],
     )  # fmt: skip
 
 
@@ -275,6 +353,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--claims", type=int, default=100_000)
     p.add_argument("--reviewers", default="1,4", type=lambda s: [int(v) for v in s.split(",")])
     p.add_argument("--decisions", type=int, default=400, help="per reviewer count, in total")
+    p.add_argument("--modes", default="thread,process", type=lambda s: s.split(","),
+                   help="thread: a thread per reviewer; process: a process each")  # fmt: skip
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--quick", action="store_true", help="a small queue, to check it works")
     args = p.parse_args(argv)

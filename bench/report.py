@@ -57,12 +57,13 @@ def http_table(summary: dict[str, Any]) -> str:
 
 def queue_table(summary: dict[str, Any]) -> str:
     queue = summary.get("queue") or {}
-    rows = [[q["reviewers"], q["decisions_per_s"], q["lease_next_p50_ms"], q["lease_next_p99_ms"],
-             q["lease_route_p50_ms"], q["lease_route_p99_ms"], q["decide_p50_ms"],
-             q["decide_p99_ms"]] for q in queue.get("results", [])]  # fmt: skip
+    rows = [[q.get("mode", "thread"), q["reviewers"], q["decisions_per_s"],
+             q["lease_next_p50_ms"], q["lease_next_p99_ms"], q["lease_route_p50_ms"],
+             q["lease_route_p99_ms"], q["decide_p50_ms"], q["decide_p99_ms"]]
+            for q in queue.get("results", [])]  # fmt: skip
     return f"{queue.get('claims_waiting', '?')} waiting claims, PostgreSQL:\n\n" + _table(
-        ["reviewers", "decisions/s", "lease-next p50", "lease-next p99", "lease route p50",
-         "lease route p99", "decide p50", "decide p99"],
+        ["reviewers as", "reviewers", "decisions/s", "lease-next p50", "lease-next p99",
+         "lease route p50", "lease route p99", "decide p50", "decide p99"],
         rows,
     )  # fmt: skip
 

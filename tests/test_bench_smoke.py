@@ -51,8 +51,12 @@ def test_queue_benchmark_quick(tmp_path: Path) -> None:
     if problem:
         pytest.skip(problem)
     result = bench_queue.main(["--quick", "--out", str(tmp_path)])
-    assert [r["decisions"] for r in result["results"]] == [8, 8]
-    assert "Index Scan" in result["plans"]["free_claim"]
+    assert [(r["mode"], r["reviewers"], r["decisions"]) for r in result["results"]] == [
+        ("thread", 1, 8),
+        ("thread", 2, 8),
+        ("process", 2, 8),
+    ]
+    assert "Index Scan" in result["lease_statements"]["plans"][0]
 
 
 @pytest.mark.slow
