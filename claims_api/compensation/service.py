@@ -87,10 +87,17 @@ def pay_claim(
     amount_cents: int,
     actor_id: str,
     adapter: PayoutAdapter | None = None,
+    *,
+    remaining: int | None = None,
 ) -> LedgerPosting:
+    """Pays ``amount_cents`` for ``claim``. ``remaining``: what remains uncompensated on the
+    claim's line as the caller computed it with :func:`remaining_cents` while holding
+    :func:`lock_line` in this transaction (nothing can have been paid on the line since);
+    without it, the line is locked and its remainder computed here."""
     adapter = adapter or StoreCreditPayout()
-    line = lock_line(session, claim.order_id, claim.line_id)
-    remaining = remaining_cents(session, line)
+    if remaining is None:
+        line = lock_line(session, claim.order_id, claim.line_id)
+        remaining = remaining_cents(session, line)
     if amount_cents <= 0:
         raise conflict("nothing_to_pay", "The amount to pay must be positive.")
     if amount_cents > remaining:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, func, or_, select, true, update
+from sqlalchemy.orm import Session, lazyload
 
 from claims_api.audit import service as audit
 from claims_api.auth.principal import Principal
-from claims_api.claims.models import Claim
+from claims_api.claims.models import Claim, ClaimPhoto
 from claims_api.claims.states import Status, transition
 from claims_api.compensation import service as ledger
 from claims_api.db import utcnow
@@ -88,20 +88,23 @@ def _item(claim: Claim, produce: str, now: datetime) -> QueueItem:
 def lease_next(
     session: Session, reviewer: Principal, lease_seconds: int, exclude: Collection[str] = ()
 ) -> Claim | None:
-    """The reviewer's current lease if they hold one, else the most urgent free claim
-    (``exclude``: claims the reviewer just skipped)."""
+    """The reviewer's current lease if they hold one (extended), else the most urgent free
+    claim (``exclude``: claims the reviewer just skipped), leased to them.
+
+    One statement: ``UPDATE … WHERE id = COALESCE((held claim FOR UPDATE), (most urgent free
+    claim FOR UPDATE SKIP LOCKED)) RETURNING …``; PostgreSQL evaluates the free-claim
+    subquery only when the reviewer holds nothing. The claim's photos load only when read."""
     now = utcnow()
-    held = session.scalar(
-        select(Claim)
-        .where(
-            Claim.status == Status.IN_REVIEW,
-            Claim.lease_holder == reviewer.id,
-            Claim.lease_expires_at > now,
-        )
+    holds = and_(Claim.lease_holder == reviewer.id, Claim.lease_expires_at > now)
+    held = (
+        select(Claim.id)
+        .where(Claim.status == Status.IN_REVIEW, holds)
+        .limit(1)
         .with_for_update()
+        .scalar_subquery()
     )
-    claim = held or session.scalar(
-        select(Claim)
+    free = (
+        select(Claim.id)
         .where(
             Claim.status == Status.IN_REVIEW,
             _free(now),
@@ -116,21 +119,35 @@ def lease_next(
         .order_by(Claim.sla_deadline, Claim.requested_cents.desc(), Claim.id)
         .limit(1)
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
+    expires = now + timedelta(seconds=lease_seconds)
+    claim = session.scalars(
+        update(Claim)
+        .where(Claim.id == func.coalesce(held, free))
+        .values(
+            lease_holder=reviewer.id,
+            lease_expires_at=expires,
+            # a lease extended keeps the time it was first taken
+            leased_at=case((holds, Claim.leased_at), else_=now),
+        )
+        .returning(Claim)
+        .options(lazyload(Claim.photos))
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
     if claim is None:
         return None
-    if held is None:
-        claim.leased_at = now
-    claim.lease_holder = reviewer.id
-    claim.lease_expires_at = now + timedelta(seconds=lease_seconds)
-    audit.record(
-        session, reviewer, "claim", claim.id, "lease", expires_at=claim.lease_expires_at.isoformat()
-    )
+    audit.record(session, reviewer, "claim", claim.id, "lease", expires_at=expires.isoformat())
     return claim
 
 
 def _locked_claim(session: Session, claim_id: str) -> Claim:
-    claim = session.scalar(select(Claim).where(Claim.id == claim_id).with_for_update())
+    claim = session.scalar(
+        select(Claim)
+        .where(Claim.id == claim_id)
+        .with_for_update()
+        .options(lazyload(Claim.photos))  # loaded only if read (claim_out reads them)
+    )
     if claim is None:
         raise not_found("claim")
     return claim
@@ -191,7 +208,7 @@ def decide(
         claim.approved_cents = amount
         status = Status.APPROVED if amount == claim.requested_cents else Status.PARTIALLY_APPROVED
         transition(session, claim, status, reviewer, reason=body.reason_code, **details)
-        ledger.pay_claim(session, claim, amount, reviewer.id)
+        ledger.pay_claim(session, claim, amount, reviewer.id, remaining=remaining)
         transition(session, claim, Status.PAID, reviewer)
     elif body.outcome == "reject":
         if not body.message:
@@ -225,9 +242,13 @@ def _decision_row(
     seen: dict,
 ) -> ReviewDecision:
     scores = [
-        p.scores
-        for p in session.scalars(select(Photo).where(Photo.id.in_(claim.photo_ids)))
-        if p.scores
+        s
+        for s in session.scalars(
+            select(Photo.scores)
+            .join(ClaimPhoto, ClaimPhoto.photo_id == Photo.id)
+            .where(ClaimPhoto.claim_id == claim.id)
+        )
+        if s
     ]
     return ReviewDecision(
         claim_id=claim.id,
