@@ -189,7 +189,7 @@ def submit_claim(
             raise conflict("concurrent_update", "The claim could not be recorded; please retry.")
         return _replay(winner, digest)
 
-    _route(session, claim, order, line, photos, policy)
+    _route(session, claim, order, line, photos, policy, remaining)
     response = claim_out(session, claim).model_dump(mode="json")
     record.response_body = response
     return 201, response
@@ -215,7 +215,10 @@ def _route(
     line: OrderLine,
     photos: list[Photo],
     policy: Policy,
+    remaining: int,
 ) -> None:
+    """``remaining``: the line's uncompensated cents, computed under the line lock this
+    transaction holds (only this claim can pay on the line before it commits)."""
     decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
@@ -224,7 +227,7 @@ def _route(
     if decision.route == "auto":
         claim.approved_cents = claim.requested_cents
         transition(session, claim, Status.APPROVED, SYSTEM, reason="auto_approved")
-        ledger.pay_claim(session, claim, claim.approved_cents, SYSTEM.id)
+        ledger.pay_claim(session, claim, claim.approved_cents, SYSTEM.id, remaining=remaining)
         transition(session, claim, Status.PAID, SYSTEM)
     else:
         claim.sla_deadline = claim.submitted_at + timedelta(
@@ -241,8 +244,10 @@ def _route(
 
 
 def _compensation(session: Session, claim: Claim) -> CompensationOut:
-    postings = session.scalars(
-        select(LedgerPosting).where(LedgerPosting.claim_id == claim.id)
+    postings = session.execute(
+        select(LedgerPosting.kind, LedgerPosting.amount_cents, LedgerPosting.method).where(
+            LedgerPosting.claim_id == claim.id
+        )
     ).all()
     by_kind = {p.kind: p for p in postings}
     payout = by_kind.get("payout")
@@ -263,8 +268,8 @@ def _compensation(session: Session, claim: Claim) -> CompensationOut:
 
 
 def timeline(session: Session, claim_id: str) -> list[TimelineEntry]:
-    rows = session.scalars(
-        select(AuditEntry)
+    rows = session.execute(
+        select(AuditEntry.action, AuditEntry.at, AuditEntry.actor_type)
         .where(
             AuditEntry.entity_type == "claim",
             AuditEntry.entity_id == claim_id,
