@@ -109,6 +109,34 @@ def test_failed_webhook_is_retried_later_and_consumers_stay_exactly_once(api, co
     assert profile["claims_submitted"] == 1 and profile["claims_paid"] == 1
 
 
+def test_a_consumer_failing_on_one_event_delays_only_that_event(api, container):
+    api.put_order()
+    customer = api.customer()
+    api.claim(customer, [api.upload_fruit(customer)])  # approved + paid: 2 events
+    with container.db.read_session() as session:
+        paid = select(OutboxEvent.event_id).where(OutboxEvent.event_type == "claim.paid")
+        bad = session.scalar(paid)
+    calls = []
+
+    def picky(session, event):
+        calls.append(event.event_type)
+        if event.event_id == bad:
+            raise RuntimeError("cannot take this one")
+        profiles.consume(session, event)
+
+    relay = OutboxRelay(container.db, [picky], [], None)
+    # the batch's consumer work is taken back, then redone one event at a time
+    assert relay.run_once() == 1
+    assert calls == ["claim.approved", "claim.paid", "claim.approved", "claim.paid"]
+    with container.db.read_session() as session:
+        events = {e.event_type: e for e in session.scalars(select(OutboxEvent))}
+        assert events["claim.approved"].published_at is not None
+        assert events["claim.paid"].published_at is None and events["claim.paid"].attempts == 1
+        assert "cannot take this one" in events["claim.paid"].last_error
+    profile = api.client.get("/v1/customers/cust-1/profile", headers=api.shop_headers()).json()
+    assert profile["claims_submitted"] == 1 and profile["claims_paid"] == 0  # counted once
+
+
 def test_rejected_claim_blocks_koc_and_many_claims_on_one_sku_raise_an_alert(api, container):
     customer = api.customer()
     for i in range(profiles.SKU_ALERT_CLAIMS):
