@@ -39,7 +39,7 @@ def test_shipped_model_loads_and_metadata_validates(clf):
     assert meta.labels.condition == ["fresh", "rotten"]
     assert meta.model_version and meta.training_command.startswith("python -m training.")
     assert meta.data_fingerprint.startswith("sha256:")
-    assert meta.ood.method == "mahalanobis" and meta.ood.threshold > 0
+    assert meta.ood.method == "knn" and meta.ood.threshold > 0
     cert = meta.auto_approve.certificate
     assert cert is not None and cert.split == "val+cross_source" and cert.target_precision == 0.99
     assert meta.auto_approve.threshold >= cert.extra["cross_source_threshold"]

@@ -2,7 +2,7 @@
 
     python -m training.export --checkpoint runs/shipped/checkpoint.pt --out models/<name>.onnx
 
-1. The network + Mahalanobis gate + class-activation map become one ONNX graph
+1. The network + OOD gate + class-activation map become one ONNX graph
    (``torch.onnx.export``, opset 17, dynamic batch axis).
 2. On the validation split, scored through :class:`claims_api.inference.model.Classifier`:
    temperatures (NLL), the OOD threshold (``--ood-tpr`` of validation produce photos pass),
@@ -51,7 +51,7 @@ from training.calibrate import (
 from training.common import load_run_data, to_tensor_batch
 from training.cross_source import HeldOutScores, choose_cross_source_threshold, combine
 from training.evaluate import compute_metrics, headline, score_items
-from training.model import ExportModel, MahalanobisGate
+from training.model import ExportModel, gate_from_state
 from training.train import load_checkpoint
 
 OPSET = 17
@@ -184,7 +184,7 @@ def calibrate_and_export(checkpoint: Path, out: Path, *, version: str, target: f
     net, ckpt = load_checkpoint(checkpoint)
     labels = ckpt["labels"]
     spec = InputSpec(**ckpt["input"])
-    gate = MahalanobisGate.from_state(ckpt["gate"])
+    gate = gate_from_state(ckpt["gate"])
     model = ExportModel(net, gate).eval()
     root = dataset_dir or Path(ckpt["dataset_dir"])
     data = load_run_data(root, exclude_sources=ckpt["exclude_sources"], others=ckpt["others"],
@@ -195,7 +195,8 @@ def calibrate_and_export(checkpoint: Path, out: Path, *, version: str, target: f
         model_version=version, input=spec, labels=Labels(produce=labels,
                                                          condition=["fresh", "rotten"]),
         auto_approve=AutoApprove(threshold=0.5, produce_confidence_min=0.0),
-        ood=OodGate(method="mahalanobis", threshold=1e9, details=ckpt["gate_info"]),
+        ood=OodGate(method=ckpt["gate_info"]["method"], threshold=1e9,
+                    details=ckpt["gate_info"]),
         data_fingerprint=ckpt["fingerprint"],
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         training_command=training_command or ckpt.get("command", ""),

@@ -126,16 +126,67 @@ class MahalanobisGate:
                    list(state["classes"]))
 
 
+class KnnGate:
+    """Deep nearest neighbours (Sun et al., 2022): the score is one minus the cosine similarity
+    of the photo's pooled penultimate features to its ``k``-th nearest training photo.
+
+    Chosen over :class:`MahalanobisGate` on the leave-one-source-out folds: a Gaussian per
+    class is too broad for produce kinds the model never saw (a pomegranate sits inside the
+    apple/tomato ellipsoid), while the nearest real training photos stay far from it. On the
+    ErenYurtaslan fold (5 unseen kinds) it flags 81% of them against 52%, at the same 95% of
+    validation photos passing. The bank is the L2-normalised training features (one row per
+    training photo, a few MB in the ONNX file; one matmul and a TopK at inference).
+    """
+
+    method = "knn"
+
+    def __init__(self, bank: np.ndarray, k: int, classes: list[str]):
+        self.bank = bank.astype(np.float32)
+        self.k = int(k)
+        self.classes = classes
+
+    @classmethod
+    def fit(cls, features: np.ndarray, classes: list[str], k: int = 10) -> KnnGate:
+        return cls(_l2_normalise(features.astype(np.float64)), k, classes)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        sims = _l2_normalise(features.astype(np.float64)) @ self.bank.T.astype(np.float64)
+        return 1.0 - np.sort(sims, axis=1)[:, -self.k]
+
+    def state(self) -> dict:
+        return {"method": self.method, "bank": self.bank, "k": self.k, "classes": self.classes}
+
+    @classmethod
+    def from_state(cls, state: dict) -> KnnGate:
+        return cls(np.asarray(state["bank"]), int(state["k"]), list(state["classes"]))
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def gate_from_state(state: dict) -> MahalanobisGate | KnnGate:
+    """Checkpoints before the kNN gate hold a Mahalanobis state without a ``method`` key."""
+    if state.get("method") == KnnGate.method:
+        return KnnGate.from_state(state)
+    return MahalanobisGate.from_state(state)
+
+
 class ExportModel(nn.Module):
     """What goes into the ONNX file: image -> produce_logits, condition_logits, ood_score, cam."""
 
-    def __init__(self, net: FreshClaimNet, gate: MahalanobisGate):
+    def __init__(self, net: FreshClaimNet, gate: MahalanobisGate | KnnGate):
         super().__init__()
         self.net = net.eval()
-        self.register_buffer("projection", torch.from_numpy(gate.projection))
-        means = torch.from_numpy(gate.projected_means)
-        self.register_buffer("means_t", means.T.contiguous())
-        self.register_buffer("means_sq", (means**2).sum(dim=1))
+        self.knn = isinstance(gate, KnnGate)
+        if self.knn:
+            self.k = gate.k
+            self.register_buffer("bank_t", torch.from_numpy(gate.bank).T.contiguous())
+        else:
+            self.register_buffer("projection", torch.from_numpy(gate.projection))
+            means = torch.from_numpy(gate.projected_means)
+            self.register_buffer("means_t", means.T.contiguous())
+            self.register_buffer("means_sq", (means**2).sum(dim=1))
         w = net.condition_head.weight.detach()
         self.register_buffer("cam_weight", (w[1] - w[0]).contiguous())
 
@@ -144,9 +195,17 @@ class ExportModel(nn.Module):
         features = fmap.mean(dim=(2, 3))
         produce = self.net.produce_head(features)
         condition = self.net.condition_head(features)
+        ood = self._knn_score(features) if self.knn else self._mahalanobis_score(features)
+        cam = torch.einsum("nchw,c->nhw", fmap, self.cam_weight)
+        return produce, condition, ood, cam
+
+    def _knn_score(self, features: torch.Tensor) -> torch.Tensor:
+        unit = features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        kth = torch.topk(unit @ self.bank_t, self.k, dim=1).values[:, -1]
+        return 1.0 - kth
+
+    def _mahalanobis_score(self, features: torch.Tensor) -> torch.Tensor:
         g = features @ self.projection
         # ||g - m||^2 = ||g||^2 - 2 g.m + ||m||^2, min over classes, per dimension
         d = (g * g).sum(dim=1, keepdim=True) - 2 * (g @ self.means_t) + self.means_sq
-        ood = d.min(dim=1).values / g.shape[1]
-        cam = torch.einsum("nchw,c->nhw", fmap, self.cam_weight)
-        return produce, condition, ood, cam
+        return d.min(dim=1).values / g.shape[1]

