@@ -63,7 +63,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--gate-k", type=int, default=10, help="k of the kNN gate")
     p.add_argument("--gate-shrinkage", type=float, default=0.1)
     p.add_argument("--gate-aug-passes", type=int, default=1,
-                   help="augmented passes over train added to the gate's features")
+                   help="augmented passes over train added to the Mahalanobis gate's features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2,
                    help="torch threads (the shipped model was trained with 2)")
