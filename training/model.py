@@ -147,7 +147,8 @@ class KnnGate:
 
     @classmethod
     def fit(cls, features: np.ndarray, classes: list[str], k: int = 10) -> KnnGate:
-        return cls(_l2_normalise(features.astype(np.float64)), k, classes)
+        # a small dataset (a test sample, a first reviewer export) may hold fewer than k photos
+        return cls(_l2_normalise(features.astype(np.float64)), min(k, len(features)), classes)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         sims = _l2_normalise(features.astype(np.float64)) @ self.bank.T.astype(np.float64)
