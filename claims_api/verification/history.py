@@ -1,14 +1,15 @@
 """The facts about a customer and a pickup point that the velocity, amount and trust signals
 read (issue 4, signals 5 and 6). Each is one aggregate SQL query over indexed columns, run
 inside the claim's transaction after the claim row is written (so "this claim" is counted
-where a rate is meant to include it)."""
+where a rate is meant to include it; the queries run on the session's connection, which does
+not autoflush, so the session is flushed first)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
@@ -46,62 +47,82 @@ class PickupPointHistory:
         return self.claimed_orders / self.orders if self.orders else None
 
 
-def _order_counts(session: Session, *where) -> tuple[int, int]:
-    """(orders, orders with at least one claim) among the orders matching ``where``."""
-    claimed = exists().where(Claim.order_id == Order.id)
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((claimed, 1), else_=0)), 0)).where(*where)
-    ).one()
-    return int(row[0]), int(row[1])
-
-
 def _count(condition) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _claim_counts(
-    session: Session, customer_id: str, now: datetime, exclude: str, policy: Policy
-) -> tuple[int, int, int]:
-    """(earlier claims in 30 days, claims confirmed by a reviewer, claims rejected or reversed
-    recently): one pass over the customer's claims."""
-    since_30d = now - timedelta(days=30)
-    confirm_since = now - timedelta(days=policy.trust_lookback_days)
-    reject_since = now - timedelta(days=policy.trust_rejection_days)
-    approved_by_person = exists().where(
-        ReviewDecision.claim_id == Claim.id, ReviewDecision.outcome == "approve"
+# The statements are built once, with bound parameters: building and caching a new
+# expression tree for each claim cost more CPU than running the queries.
+def _order_counts_of(owner: ColumnElement[bool]) -> Select:
+    """(orders, orders with at least one claim) among ``owner``'s orders delivered since
+    ``:since``."""
+    claimed = exists().where(Claim.order_id == Order.id)
+    return select(func.count(), _count(claimed)).where(
+        owner, Order.delivered_at >= bindparam("since")
     )
-    confirmed = and_(
-        Claim.status.in_(CONFIRMED_STATUSES), Claim.decided_at >= confirm_since, approved_by_person
-    )
-    rejected = (Claim.status == "rejected") & (Claim.decided_at >= reject_since) | (
-        Claim.status == "reversed"
-    ) & (Claim.updated_at >= reject_since)
-    recent = (Claim.submitted_at >= since_30d) & (Claim.id != exclude)
-    row = session.execute(
-        select(_count(recent), _count(confirmed), _count(rejected)).where(
-            Claim.customer_id == customer_id
+
+
+_CUSTOMER_ORDERS = _order_counts_of(Order.customer_id == bindparam("customer_id"))
+_PICKUP_ORDERS = _order_counts_of(Order.pickup_point_id == bindparam("pickup_point_id"))
+
+# (earlier claims in 30 days, claims confirmed by a reviewer, claims rejected or reversed
+# recently): one pass over the customer's claims
+_CUSTOMER_CLAIMS = select(
+    _count((Claim.submitted_at >= bindparam("since_30d")) & (Claim.id != bindparam("exclude"))),
+    _count(
+        and_(
+            Claim.status.in_(CONFIRMED_STATUSES),
+            Claim.decided_at >= bindparam("confirm_since"),
+            exists().where(
+                ReviewDecision.claim_id == Claim.id, ReviewDecision.outcome == "approve"
+            ),
         )
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    ),
+    _count(
+        (Claim.status == "rejected") & (Claim.decided_at >= bindparam("reject_since"))
+        | (Claim.status == "reversed") & (Claim.updated_at >= bindparam("reject_since"))
+    ),
+).where(Claim.customer_id == bindparam("customer_id"))
+
+_PICKUP_CLAIMS = (
+    select(func.count())
+    .select_from(Claim)
+    .join(Order, Order.id == Claim.order_id)
+    .where(
+        Order.pickup_point_id == bindparam("pickup_point_id"),
+        Claim.submitted_at >= bindparam("since_30d"),
+        Claim.id != bindparam("exclude"),
+    )
+)
 
 
 def customer_history(
     session: Session, customer_id: str, now: datetime, exclude: str, policy: Policy
 ) -> CustomerHistory:
     since_30d = now - timedelta(days=30)
-    orders, claimed = _order_counts(
-        session,
-        Order.customer_id == customer_id,
-        Order.delivered_at >= now - timedelta(days=policy.claim_rate_window_days),
-    )
-    claims_30d, confirmed, rejected = _claim_counts(session, customer_id, now, exclude, policy)
+    session.flush()  # the claim row is counted where a rate includes it
+    connection = session.connection()
+    orders, claimed = connection.execute(
+        _CUSTOMER_ORDERS,
+        {"customer_id": customer_id, "since": now - timedelta(days=policy.claim_rate_window_days)},
+    ).one()
+    claims_30d, confirmed, rejected = connection.execute(
+        _CUSTOMER_CLAIMS,
+        {
+            "customer_id": customer_id,
+            "exclude": exclude,
+            "since_30d": since_30d,
+            "confirm_since": now - timedelta(days=policy.trust_lookback_days),
+            "reject_since": now - timedelta(days=policy.trust_rejection_days),
+        },
+    ).one()
     return CustomerHistory(
-        claims_30d=claims_30d,
+        claims_30d=int(claims_30d),
         paid_30d_cents=ledger.paid_cents_for_customer_since(session, customer_id, since_30d),
-        orders=orders,
-        claimed_orders=claimed,
-        confirmed=confirmed,
-        rejected=rejected,
+        orders=int(orders),
+        claimed_orders=int(claimed),
+        confirmed=int(confirmed),
+        rejected=int(rejected),
     )
 
 
@@ -110,19 +131,20 @@ def pickup_point_history(
 ) -> PickupPointHistory | None:
     if not pickup_point_id:
         return None
-    orders, claimed = _order_counts(
-        session,
-        Order.pickup_point_id == pickup_point_id,
-        Order.delivered_at >= now - timedelta(days=policy.claim_rate_window_days),
-    )
-    claims_30d = session.scalar(
-        select(func.count())
-        .select_from(Claim)
-        .join(Order, Order.id == Claim.order_id)
-        .where(
-            Order.pickup_point_id == pickup_point_id,
-            Claim.submitted_at >= now - timedelta(days=30),
-            Claim.id != exclude,
-        )
-    )
-    return PickupPointHistory(pickup_point_id, orders, claimed, int(claims_30d or 0))
+    connection = session.connection()
+    orders, claimed = connection.execute(
+        _PICKUP_ORDERS,
+        {
+            "pickup_point_id": pickup_point_id,
+            "since": now - timedelta(days=policy.claim_rate_window_days),
+        },
+    ).one()
+    claims_30d = connection.execute(
+        _PICKUP_CLAIMS,
+        {
+            "pickup_point_id": pickup_point_id,
+            "since_30d": now - timedelta(days=30),
+            "exclude": exclude,
+        },
+    ).scalar()
+    return PickupPointHistory(pickup_point_id, int(orders), int(claimed), int(claims_30d or 0))
