@@ -8,6 +8,7 @@ PostgreSQL uses row locks (``SELECT … FOR UPDATE [SKIP LOCKED]``) where the do
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -62,9 +63,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+        )
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -78,13 +84,17 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get("read_only", False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class DatabaseBusy(Exception):
+    """No write transaction could start within the busy timeout."""
 
 
 class Database:
@@ -94,6 +104,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
+        # SQLite takes one writer at a time. A BEGIN IMMEDIATE that finds the file locked is
+        # retried by SQLite's busy handler, which sleeps 1, 2, 5, 10 ... 100 ms between tries,
+        # so under load a claim waited up to 200 ms for a lock held 5 ms. This process's
+        # writers queue on a lock instead and start the moment the previous one commits; the
+        # busy handler still arbitrates between processes (the CLI, a second worker).
+        self._sqlite_writer = threading.Lock() if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(read_only=True), expire_on_commit=False
@@ -102,8 +118,23 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction, committed on success and rolled back on any error."""
-        with self._sessions() as session, session.begin():
+        with self._writer_turn(), self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        # A plain Lock, not an RLock: FastAPI may end a dependency's transaction on another
+        # threadpool thread than the one that began it.
+        lock = self._sqlite_writer
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise DatabaseBusy(f"no write transaction within {SQLITE_BUSY_TIMEOUT_S} s")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:

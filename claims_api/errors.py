@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from claims_api.db import DatabaseBusy
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
@@ -82,6 +84,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['message']}"
         return JSONResponse(
             error_body("validation_error", message, {"problems": problems}), status_code=422
+        )
+
+    @app.exception_handler(DatabaseBusy)
+    async def _busy(_: Request, exc: DatabaseBusy) -> JSONResponse:
+        return JSONResponse(
+            error_body("database_busy", "The service is busy; please retry in a few seconds."),
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -91,3 +91,36 @@ def test_uploads_decode_at_most_one_per_core_at_once(api: Api) -> None:
     assert not slots.acquire(blocking=False)
     for _ in range(3):
         slots.release()
+
+
+def test_processing_slots_are_handed_out_in_arrival_order() -> None:
+    import threading
+    import time
+
+    from claims_api.photos.service import FairSemaphore
+
+    slots = FairSemaphore(1)
+    assert slots.acquire()
+    order: list[int] = []
+
+    def wait_turn(i: int) -> None:
+        with slots:
+            order.append(i)
+
+    threads = []
+    for i in range(4):
+        threads.append(threading.Thread(target=wait_turn, args=(i,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while len(slots._waiters) < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)  # queued behind the earlier ones
+    assert not slots.acquire(blocking=False)  # a newcomer does not jump the queue
+    slots.release()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == [0, 1, 2, 3]
+    assert slots.acquire(blocking=False)
+    assert not slots.acquire(timeout=0.01)
+    slots.release()
+    with pytest.raises(ValueError):
+        slots.release()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -92,12 +93,58 @@ def _ordered_produce(session: Session, customer: Principal, ctx: UploadContext) 
     return line.produce
 
 
+class FairSemaphore:
+    """A bounded semaphore that serves waiters in arrival order. ``threading.Semaphore``
+    lets a newly arriving thread take a slot just freed for a woken waiter, so under load an
+    upload could wait out several decodes that arrived after it (a long latency tail); here
+    ``release`` hands the slot straight to the oldest waiter."""
+
+    def __init__(self, value: int) -> None:
+        self._limit = self._free = value
+        self._lock = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return True
+            if not blocking:
+                return False
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=-1 if timeout is None else timeout):
+            return True  # a release handed its slot to this thread
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                return False
+        return True  # handed over just as the wait timed out
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            elif self._free < self._limit:
+                self._free += 1
+            else:
+                raise ValueError("semaphore released too many times")
+
+    def __enter__(self) -> FairSemaphore:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 @lru_cache
-def _slots(count: int) -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(count)
+def _slots(count: int) -> FairSemaphore:
+    return FairSemaphore(count)
 
 
-def processing_slots(container: Container) -> threading.BoundedSemaphore:
+def processing_slots(container: Container) -> FairSemaphore:
     """How many uploads decode and score at once in this process: the work is CPU-bound, so
     more than one per core only adds memory (each holds a decoded multi-megapixel image) and
     stretches every request's latency; the others wait their turn with only their bytes."""
