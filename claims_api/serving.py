@@ -20,8 +20,9 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
-APP = "claims_api.main:create_app"
+APP = "claims_api.serving:served_app"
 _M_ARENA_MAX = -8  # glibc mallopt parameter
 
 
@@ -37,6 +38,16 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def served_app() -> FastAPI:
+    """The application as ``freshclaim serve`` runs it: a long-lived process that freezes
+    what it loaded at startup out of the garbage collector (see the lifespan)."""
+    from claims_api.main import create_app
+
+    app = create_app()
+    app.state.freeze_gc_after_startup = True
+    return app
 
 
 def server_config(host: str, port: int) -> uvicorn.Config:
