@@ -6,7 +6,8 @@
 For each database it starts the server as a subprocess on 127.0.0.1 (a free port,
 ``FRESHCLAIM_HOME`` in a temporary folder, PostgreSQL in a scratch database that is dropped
 afterwards), creates a shop key, one order and one customer token per request (so no claim
-limit or open claim gets in the way), then drives it from threads on 127.0.0.1: each request
+limit or open claim gets in the way), then drives it from threads on 127.0.0.1 (one
+``http.client`` keep-alive connection each; the load generator's CPU is reported): each request
 uploads a 12-MP JPEG and submits a claim for it. A phase stops after ``--max-requests`` or
 ``--duration`` seconds, whichever comes first. It reports claims/s, p50/p95/p99 latency of
 upload + claim, the server's peak RSS (all its processes), and the ratio of the service's
