@@ -327,18 +327,19 @@ class LoadClient:
         self.connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        try:
-            self.connection.request("POST", path, body=body, headers=headers)
-            response = self.connection.getresponse()
-            content = response.read()
-        except (http.client.HTTPException, OSError):
-            self.connection.close()  # the server closed it (after a 413, say): reconnect once
-            self.connection = http.client.HTTPConnection(
-                self.host, self.port, timeout=self.timeout
-            )
-            self.connection.request("POST", path, body=body, headers=headers)
-            response = self.connection.getresponse()
-            content = response.read()
+        for attempt in (1, 2):
+            try:
+                self.connection.request("POST", path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                content = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self.connection.close()  # the server closed it (after a 413, say): reconnect once
+                if attempt == 2:
+                    raise
+                self.connection = http.client.HTTPConnection(
+                    self.host, self.port, timeout=self.timeout
+                )
         if response.getheader("connection", "").lower() == "close":
             self.connection.close()
         return response.status, content

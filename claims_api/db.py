@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -56,6 +56,15 @@ JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def flushed_connection(session: Session) -> Connection:
+    """The session's connection, for hot-path statements built once and run without the ORM's
+    row loading. A connection does not autoflush as ``session.execute`` does, so the session
+    is flushed first: rows added in this transaction are seen (a no-op when nothing is
+    pending)."""
+    session.flush()
+    return session.connection()
 
 
 def new_id(prefix: str) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import ClaimPhoto
+from claims_api.db import flushed_connection
 from claims_api.photos import hashing
 from claims_api.photos.hashing import HashPair, PhotoHashes
 from claims_api.photos.models import Photo, PhotoHash
@@ -104,7 +105,7 @@ def candidate_rows(
     the photo itself left out): their photo ids and unsigned pHash / dHash arrays."""
     band_sets = hashing.query_index_band_values(queries)
     params = {f"band{i}": sorted(values) for i, values in enumerate(band_sets)}
-    rows = session.connection().execute(_CANDIDATES, {**params, "photo_id": photo_id}).all()
+    rows = flushed_connection(session).execute(_CANDIDATES, {**params, "photo_id": photo_id}).all()
     ids = [row[0] for row in rows]
     phash = np.array([row[1] for row in rows], dtype=np.int64).view(np.uint64)
     dhash = np.array([row[2] for row in rows], dtype=np.int64).view(np.uint64)
@@ -151,6 +152,10 @@ def colour_of(photo_hashes: dict | None) -> Colour | None:
     return _colour((photo_hashes or {}).get("colour"))
 
 
+def _colour(value: list | None) -> Colour | None:
+    return (int(value[0]), int(value[1])) if value else None
+
+
 def is_copy(
     stored: Sequence[HashPair],
     queries: Sequence[HashPair],
@@ -185,7 +190,7 @@ def exact_duplicates(session: Session, photos: Sequence[Photo]) -> list[Match]:
     by_sha: dict[str, list[str]] = defaultdict(list)
     for photo in photos:
         by_sha[photo.original_sha256].append(photo.id)
-    rows = session.connection().execute(
+    rows = flushed_connection(session).execute(
         _EXACT, {"shas": list(by_sha), "own_ids": [p.id for p in photos]}
     )
     return [
@@ -217,7 +222,7 @@ def _facts(session: Session, photo_ids: set[str]) -> dict[str, tuple[str, Colour
     forgotten)."""
     if not photo_ids:
         return {}
-    rows = session.connection().execute(_FACTS, {"ids": sorted(photo_ids)})
+    rows = flushed_connection(session).execute(_FACTS, {"ids": sorted(photo_ids)})
     return {photo_id: (owner, _colour(colour)) for photo_id, owner, colour in rows}
 
 
@@ -229,14 +234,10 @@ _FACTS = select(Photo.id, Photo.customer_id, Photo.hashes["colour"]).where(
 )
 
 
-def _colour(value: list | None) -> Colour | None:
-    return (int(value[0]), int(value[1])) if value else None
-
-
 def _other_claims(session: Session, photo_ids: set[str], claim_id: str) -> dict[str, set[str]]:
     if not photo_ids:
         return {}
-    rows = session.connection().execute(
+    rows = flushed_connection(session).execute(
         _OTHER_CLAIMS, {"ids": sorted(photo_ids), "claim_id": claim_id}
     )
     claims: dict[str, set[str]] = defaultdict(set)
@@ -261,7 +262,6 @@ def find_reuse(
     """Every reuse of the claim's photos, strongest first."""
     if not photos:
         return []
-    session.flush()  # the lookups below run on the connection, which does not autoflush
     found = [m for photo in photos for m in near_duplicates(session, photo, max_distance)]
     # The very same upload attached to another claim counts like a copy of it.
     found += [Match(p.id, p.id, 0, exact=True) for p in photos]

@@ -1,8 +1,7 @@
 """The facts about a customer and a pickup point that the velocity, amount and trust signals
 read (issue 4, signals 5 and 6). Each is one aggregate SQL query over indexed columns, run
 inside the claim's transaction after the claim row is written (so "this claim" is counted
-where a rate is meant to include it; the queries run on the session's connection, which does
-not autoflush, so the session is flushed first)."""
+where a rate is meant to include it; see :func:`claims_api.db.flushed_connection`)."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
 from claims_api.compensation import service as ledger
+from claims_api.db import flushed_connection
 from claims_api.decisions.policy import Policy
 from claims_api.orders.models import Order
 from claims_api.review.models import ReviewDecision
@@ -100,8 +100,7 @@ def customer_history(
     session: Session, customer_id: str, now: datetime, exclude: str, policy: Policy
 ) -> CustomerHistory:
     since_30d = now - timedelta(days=30)
-    session.flush()  # the claim row is counted where a rate includes it
-    connection = session.connection()
+    connection = flushed_connection(session)  # the claim row counts where a rate includes it
     orders, claimed = connection.execute(
         _CUSTOMER_ORDERS,
         {"customer_id": customer_id, "since": now - timedelta(days=policy.claim_rate_window_days)},
@@ -131,7 +130,7 @@ def pickup_point_history(
 ) -> PickupPointHistory | None:
     if not pickup_point_id:
         return None
-    connection = session.connection()
+    connection = flushed_connection(session)
     orders, claimed = connection.execute(
         _PICKUP_ORDERS,
         {
