@@ -1,7 +1,8 @@
 """End to end over HTTP: photo upload + claim against a real ``freshclaim serve``.
 
     python -m bench.bench_http [--db sqlite,postgres] [--concurrency 1,4,16] [--workers 1]
-                               [--duration 20] [--max-requests 200] [--out var/bench] [--quick]
+                               [--relay auto|in-process|apart] [--duration 20]
+                               [--max-requests 200] [--out var/bench] [--quick]
 
 For each database it starts the server as a subprocess on 127.0.0.1 (a free port,
 ``FRESHCLAIM_HOME`` in a temporary folder, PostgreSQL in a scratch database that is dropped
@@ -13,7 +14,9 @@ uploads a 12-MP JPEG and submits a claim for it. A phase stops after ``--max-req
 upload + claim, the server's peak RSS (all its processes), and the ratio of the service's
 photos/s to the in-process pipeline's (decode + quality + hashes + re-encode + model scoring
 in a pool of one process per core, measured in the same run). Every auto-approved claim must
-come back ``paid`` with ``paid_at`` before the response arrived.
+come back ``paid`` with ``paid_at`` before the response arrived. The outbox relay runs in the
+server on SQLite and in a ``freshclaim worker`` beside it on PostgreSQL (``--relay``; the
+worker's CPU and memory count as the server's).
 """
 
 from __future__ import annotations
@@ -124,6 +127,11 @@ class Server:
     shop_key: str
     workers: int
     log_path: Path
+    worker: subprocess.Popen | None = None  # `freshclaim worker`, when the relay runs apart
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in (self.process, self.worker) if p is not None]
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -157,10 +165,26 @@ def _serve_flags() -> list[str]:
     return ["--shared-socket"] if os.environ.get("FRESHCLAIM_BENCH_SHARED") == "1" else []
 
 
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def running_server(
-    home: Path, database_url: str | None, model: Path, workers: int, model_threads: int
+    home: Path,
+    database_url: str | None,
+    model: Path,
+    workers: int,
+    model_threads: int,
+    relay_apart: bool = False,
 ) -> Iterator[Server]:
+    """``relay_apart``: the replica runs with FRESHCLAIM_BACKGROUND_WORKERS=false and a
+    ``freshclaim worker`` process beside it delivers the outbox (the scale-out layout)."""
     env = {
         **os.environ,
         "FRESHCLAIM_HOME": str(home),
@@ -172,6 +196,8 @@ def running_server(
     env.pop("FRESHCLAIM_DATABASE_URL", None)
     if database_url:
         env["FRESHCLAIM_DATABASE_URL"] = database_url
+    if relay_apart:
+        env["FRESHCLAIM_BACKGROUND_WORKERS"] = "false"
     _cli(env, "migrate")
     shop_key = _cli(env, "keys", "create", "--role", "shop").strip().splitlines()[-1]
     port = free_port()
@@ -182,28 +208,31 @@ def running_server(
              "--port", str(port), "--workers", str(workers), *_serve_flags()],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        worker = None
+        if relay_apart:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "claims_api.cli", "worker"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base_url, process)
-        yield Server(process, base_url, env, shop_key, workers, log_path)
+        yield Server(process, base_url, env, shop_key, workers, log_path, worker)
     except Exception:
         print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
         raise
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for started in (process, worker):
+            if started is not None:
+                _stop(started)
 
 
 class RssSampler:
     """Samples the RSS of the server and all its children every ``interval`` seconds, and
     counts the CPU time they use meanwhile."""
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
-        self.pid = pid
+    def __init__(self, pids: list[int], interval: float = 0.2) -> None:
+        self.pids = pids
         self.interval = interval
         self.peak_rss_mb = 0.0
         self.peak_pss_mb = 0.0
@@ -214,25 +243,28 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pids = process_tree(self.pid)
+            pids = self._tree()
             self.processes = len(pids)
             memory = rss_mb(pids)
             self.peak_rss_mb = max(self.peak_rss_mb, memory["rss_mb"])
             self.peak_pss_mb = max(self.peak_pss_mb, memory["pss_mb"])
             self._stop.wait(self.interval)
 
+    def _tree(self) -> list[int]:
+        return [pid for root in self.pids for pid in process_tree(root)]
+
     def __enter__(self) -> RssSampler:
-        self.cpu_start = cpu_seconds(process_tree(self.pid))
+        self.cpu_start = cpu_seconds(self._tree())
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.cpu_used = cpu_seconds(process_tree(self.pid)) - self.cpu_start
+        self.cpu_used = cpu_seconds(self._tree()) - self.cpu_start
 
     def report(self) -> dict[str, Any]:
-        hwm = rss_mb(process_tree(self.pid))
+        hwm = rss_mb(self._tree())
         return {
             "peak_rss_mb": self.peak_rss_mb,
             "peak_pss_mb": self.peak_pss_mb,
@@ -467,22 +499,34 @@ def bench_phase(
             scratch_postgres("freshclaim_bench_http")
         )
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="freshclaim-http-")))
+        relay_apart = relay_layout(args.relay, db) == "apart"
         server = stack.enter_context(
-            running_server(home, url, model, args.workers, args.model_threads)
+            running_server(home, url, model, args.workers, args.model_threads, relay_apart)
         )
         drive(server, make_slots(server, len(photos.warmup)), photos.warmup, 2, 60.0)
         slots = make_slots(server, len(photos.main))
         client_cpu = time.process_time()
-        with RssSampler(server.process.pid) as sampler:
+        with RssSampler(server.pids) as sampler:
             outcomes, wall = drive(server, slots, photos.main, concurrency, args.duration)
         client_cpu = time.process_time() - client_cpu
         row = phase_row(db, concurrency, outcomes, wall, sampler.report())
+        row["relay"] = "apart" if relay_apart else "in-process"
         # the load generator shares the cores with the server: what it costs is not the server's
         row["client_cpu_ms_per_claim"] = round(client_cpu * 1000 / max(1, len(outcomes)), 1)
         if not row["auto"]:  # nothing auto-approved: check payment with photos the model likes
             probe, _ = drive(server, make_slots(server, len(photos.probe)), photos.probe, 1, 60.0)
             row["probe"] = paid_check(probe)
         return row
+
+
+def relay_layout(choice: str, db: str) -> str:
+    """Where the outbox relay runs: ``auto`` is each database's deployment layout, in the
+    server on the embedded SQLite (a second process would contend for its one write lock
+    through SQLite's sleeping busy handler), a ``freshclaim worker`` beside the replica on
+    PostgreSQL (the scale-out layout; its CPU and memory are counted with the server's)."""
+    if choice == "auto":
+        return "in-process" if db == "sqlite" else "apart"
+    return choice
 
 
 def probe_photos(model: Path, cache: Path, count: int = 3) -> list[Path]:
@@ -571,8 +615,8 @@ def report(result: dict[str, Any]) -> None:
     print_table(
         f"HTTP upload + claim, freshclaim serve --workers {result['workers']}",
         result["phases"],
-        ["db", "concurrency", "requests", "errors", "claims_per_s", "inprocess_photos_per_s",
-         "vs_inprocess", "cpu_ratio", "p50_ms",
+        ["db", "relay", "concurrency", "requests", "errors", "claims_per_s",
+         "inprocess_photos_per_s", "vs_inprocess", "cpu_ratio", "p50_ms",
          "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "cpu_ms_per_claim", "auto", "manual",
          "peak_rss_mb", "peak_pss_mb", "processes"],
     )  # fmt: skip
@@ -597,6 +641,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1,4,16", type=lambda s: [int(v) for v in s.split(",")])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--model-threads", type=int, default=1)
+    p.add_argument(
+        "--relay", choices=("auto", "in-process", "apart"), default="auto",
+        help="outbox relay in the server or in a `freshclaim worker` beside it "
+        "(auto: in-process on SQLite, apart on PostgreSQL)",
+    )  # fmt: skip
     p.add_argument("--duration", type=float, default=20.0, help="seconds per phase at most")
     p.add_argument("--max-requests", type=int, default=200, help="requests per phase at most")
     p.add_argument("--warmup", type=int, default=6)

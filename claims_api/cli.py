@@ -63,6 +63,40 @@ def serve(
     raise typer.Exit(run(host, port, workers))
 
 
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is pending, release expired leases, exit.")
+    ] = False,
+) -> None:
+    """Run the outbox relay and the review-lease sweeper on their own, beside replicas
+    started with FRESHCLAIM_BACKGROUND_WORKERS=false (several workers may run at once)."""
+    import signal
+    import threading
+
+    from claims_api import background
+    from claims_api.db import Database
+
+    settings = get_settings()
+    db = Database(settings.resolved_database_url)
+    try:
+        if once:
+            drained = background.drain(db, settings)
+            typer.echo(
+                f"published {drained.events_published} events, "
+                f"released {drained.leases_released} expired leases "
+                f"({_redact(settings.resolved_database_url)})"
+            )
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        typer.echo(f"worker running against {_redact(settings.resolved_database_url)}")
+        background.run_until(stop, db, settings)
+    finally:
+        db.dispose()
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="shop or admin")],

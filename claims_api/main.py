@@ -13,47 +13,21 @@ from starlette.formparsers import MultiPartParser
 
 from claims_api import __version__
 from claims_api.auth.router import router as auth_router
+from claims_api.background import background_loops
 from claims_api.claims.router import router as claims_router
 from claims_api.compensation.router import router as compensation_router
 from claims_api.config import Settings, get_settings
 from claims_api.container import Container, build_container
 from claims_api.errors import install_error_handlers
-from claims_api.events.relay import BackgroundLoop, OutboxRelay
 from claims_api.observability import install_metrics
 from claims_api.orders.router import router as orders_router
 from claims_api.photos.router import router as photos_router
 from claims_api.photos.upload_limit import UploadSizeLimit
-from claims_api.profiles import service as profiles_service
 from claims_api.profiles.router import router as profiles_router
-from claims_api.review import service as review_service
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
 
 log = logging.getLogger(__name__)
-
-
-def _background_loops(container: Container) -> list[BackgroundLoop]:
-    # SQLite has one write lock for the whole database: a relay transaction holds it against
-    # every upload and claim, so there it delivers 10 events per transaction (a 100-event
-    # transaction of consumer work held it for 100+ ms at ~20 claims/s).
-    small = container.db.is_sqlite
-    relay = OutboxRelay(
-        container.db,
-        consumers=[profiles_service.consume],
-        webhook_urls=container.settings.webhook_urls,
-        webhook_secret=container.settings.webhook_secret,
-        batch_size=10 if small else 100,
-        max_batches=100 if small else 10,
-    )
-
-    def sweep_leases() -> None:
-        with container.db.session() as session:
-            review_service.expire_leases(session)
-
-    return [
-        BackgroundLoop("outbox-relay", relay.run_once, 1.0),
-        BackgroundLoop("lease-sweeper", sweep_leases, 15.0),
-    ]
 
 
 def _keep_uploads_in_memory(max_upload_bytes: int) -> None:
@@ -70,7 +44,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.container = container or build_container(settings)
-        loops = _background_loops(app.state.container) if settings.background_workers else []
+        built: Container = app.state.container
+        loops = background_loops(built.db, built.settings) if settings.background_workers else []
         for loop in loops:
             loop.start()
         if getattr(app.state, "freeze_gc_after_startup", False):
