@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from claims_api.audit.models import AuditEntry
@@ -170,6 +171,27 @@ def test_same_idempotency_key_returns_the_same_claim_and_pays_once(api, containe
     assert different.json()["error"]["code"] == "idempotency_key_reused"
     assert _count(container, Claim) == 1
     assert _count(container, LedgerPosting) == 1
+
+
+@pytest.mark.parametrize("rotten", [True, False], ids=["auto", "manual"])
+def test_a_new_claims_answer_is_what_reading_it_back_returns(api, rotten):
+    """The submit answer is built from what its transaction wrote, not read back: it must
+    still be the very document a later GET returns."""
+    api.put_order()
+    customer = api.customer()
+    created = api.claim(customer, [api.upload_fruit(customer, rotten=rotten)])
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["decision"]["route"] == ("auto" if rotten else "manual")
+
+    read = api.client.get(f"/v1/claims/{body['id']}", headers=customer)
+
+    assert read.status_code == 200 and read.json() == body
+    moves = [entry["status"] for entry in body["timeline"]]
+    assert moves == (["approved", "paid"] if rotten else ["in_review"])
+    if rotten:
+        assert body["timeline"][-1]["at"] == body["paid_at"]
+        assert body["compensation"]["status"] == "paid"
 
 
 def test_a_paid_line_cannot_be_claimed_again_beyond_its_value(api):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, tuple_
@@ -189,8 +190,9 @@ def submit_claim(
             raise conflict("concurrent_update", "The claim could not be recorded; please retry.")
         return _replay(winner, digest)
 
-    _route(session, claim, order, line, photos, policy, remaining)
-    response = claim_out(session, claim).model_dump(mode="json")
+    written = _route(session, claim, order, line, photos, policy, remaining)
+    # built from what this transaction wrote, not read back: the same document a GET returns
+    response = claim_out(session, claim, written).model_dump(mode="json")
     record.response_body = response
     return 201, response
 
@@ -208,6 +210,15 @@ def _insert_once(session: Session, claim: Claim, record: IdempotencyRecord) -> b
     return True
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a transaction wrote for a claim that had no status moves or postings before it:
+    enough to answer with :func:`claim_out` without reading the rows back."""
+
+    moves: list[AuditEntry]
+    postings: list[LedgerPosting]
+
+
 def _route(
     session: Session,
     claim: Claim,
@@ -216,7 +227,7 @@ def _route(
     photos: list[Photo],
     policy: Policy,
     remaining: int,
-) -> None:
+) -> Written:
     """``remaining``: the line's uncompensated cents, computed under the line lock this
     transaction holds (only this claim can pay on the line before it commits)."""
     decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
@@ -226,29 +237,33 @@ def _route(
     claim.reason_codes = "".join(f",{r['code']}" for r in decision.reasons) + ","
     if decision.route == "auto":
         claim.approved_cents = claim.requested_cents
-        transition(session, claim, Status.APPROVED, SYSTEM, reason="auto_approved")
-        ledger.pay_claim(session, claim, claim.approved_cents, SYSTEM.id, remaining=remaining)
-        transition(session, claim, Status.PAID, SYSTEM)
-    else:
-        claim.sla_deadline = claim.submitted_at + timedelta(
-            minutes=policy.manual_review_sla_minutes
+        approved = transition(session, claim, Status.APPROVED, SYSTEM, reason="auto_approved")
+        posting = ledger.pay_claim(
+            session, claim, claim.approved_cents, SYSTEM.id, remaining=remaining
         )
-        transition(
-            session,
-            claim,
-            Status.IN_REVIEW,
-            SYSTEM,
-            reason="manual_review",
-            reasons=[r["code"] for r in decision.reasons],
-        )
+        paid = transition(session, claim, Status.PAID, SYSTEM)
+        return Written(moves=[approved, paid], postings=[posting])
+    claim.sla_deadline = claim.submitted_at + timedelta(minutes=policy.manual_review_sla_minutes)
+    in_review = transition(
+        session,
+        claim,
+        Status.IN_REVIEW,
+        SYSTEM,
+        reason="manual_review",
+        reasons=[r["code"] for r in decision.reasons],
+    )
+    return Written(moves=[in_review], postings=[])
 
 
-def _compensation(session: Session, claim: Claim) -> CompensationOut:
-    postings = session.execute(
-        select(LedgerPosting.kind, LedgerPosting.amount_cents, LedgerPosting.method).where(
-            LedgerPosting.claim_id == claim.id
-        )
-    ).all()
+def _compensation(
+    session: Session, claim: Claim, postings: list[LedgerPosting] | None = None
+) -> CompensationOut:
+    if postings is None:
+        postings = session.execute(
+            select(LedgerPosting.kind, LedgerPosting.amount_cents, LedgerPosting.method).where(
+                LedgerPosting.claim_id == claim.id
+            )
+        ).all()
     by_kind = {p.kind: p for p in postings}
     payout = by_kind.get("payout")
     if "reversal" in by_kind:
@@ -277,13 +292,16 @@ def timeline(session: Session, claim_id: str) -> list[TimelineEntry]:
         )
         .order_by(AuditEntry.id)
     )
-    return [
-        TimelineEntry(status=row.action.removeprefix("status:"), at=row.at, actor=row.actor_type)
-        for row in rows
-    ]
+    return [_timeline_entry(row.action, row.at, row.actor_type) for row in rows]
 
 
-def claim_out(session: Session, claim: Claim) -> ClaimOut:
+def _timeline_entry(action: str, at: datetime, actor_type: str) -> TimelineEntry:
+    return TimelineEntry(status=action.removeprefix("status:"), at=at, actor=actor_type)
+
+
+def claim_out(session: Session, claim: Claim, written: Written | None = None) -> ClaimOut:
+    """``written``: the claim's moves and postings are all in it (a new claim), so they are
+    not queried."""
     decision = claim.decision or {}
     return ClaimOut(
         id=claim.id,
@@ -302,13 +320,17 @@ def claim_out(session: Session, claim: Claim) -> ClaimOut:
             policy_version=decision.get("policy_version", ""),
             decided_by=decision.get("decided_by", "policy"),
         ),
-        compensation=_compensation(session, claim),
+        compensation=_compensation(session, claim, written.postings if written else None),
         submitted_at=claim.submitted_at,
         decided_at=claim.decided_at,
         paid_at=claim.paid_at,
         sla_deadline=claim.sla_deadline,
         appealed=claim.appealed,
-        timeline=timeline(session, claim.id),
+        timeline=(
+            [_timeline_entry(m.action, m.at, m.actor_type) for m in written.moves]
+            if written
+            else timeline(session, claim.id)
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from claims_api.audit import service as audit
+from claims_api.audit.models import AuditEntry
 from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
@@ -64,7 +65,8 @@ def transition(
     *,
     reason: str | None = None,
     **details: Any,
-) -> None:
+) -> AuditEntry:
+    """Returns the audit row of the move (its ``at`` is the move's time)."""
     current = Status(claim.status)
     if to not in ALLOWED[current]:
         raise conflict(
@@ -80,7 +82,7 @@ def transition(
     if to is not Status.IN_REVIEW:
         claim.lease_holder = None
         claim.lease_expires_at = None
-    audit.record(
+    entry = audit.record(
         session,
         actor,
         "claim",
@@ -88,6 +90,7 @@ def transition(
         f"status:{to}",
         before=before,
         after=snapshot(claim),
+        at=now,
         reason=reason,
         **details,
     )
@@ -110,3 +113,4 @@ def transition(
             "at": now.isoformat(),
         },
     )
+    return entry
