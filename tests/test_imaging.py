@@ -398,3 +398,28 @@ def test_real_photos_pass_through() -> None:
         assert result.format == "jpeg"
         assert result.quality.ok, (path.name, result.quality.problems)
         assert result.small_image.mode == "RGB"
+
+
+def test_alongside_work_runs_on_the_small_image_while_the_stored_copy_is_encoded() -> None:
+    """The service scores the photo in process_upload's ``alongside`` hook: it gets the very
+    small image the photo keeps, exactly once, after the quality gate, and its result (or
+    its error, unwrapped) comes back."""
+    data = encode(make_fruit(size=(1600, 1200), seed=2), quality=90)
+    seen: list[Image.Image] = []
+
+    def alongside(small: Image.Image) -> tuple[int, int]:
+        seen.append(small)
+        return small.size
+
+    result = process_upload(data, alongside=alongside)
+
+    assert len(seen) == 1 and seen[0] is result.small_image
+    assert result.alongside_result == result.small_image.size
+    assert list(result.timings_ms).index("alongside") > list(result.timings_ms).index("quality")
+    assert process_upload(data).alongside_result is None
+
+    def failing(_: Image.Image) -> None:
+        raise LookupError("model gone")
+
+    with pytest.raises(LookupError, match="model gone"):
+        process_upload(data, alongside=failing)

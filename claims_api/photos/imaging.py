@@ -16,7 +16,8 @@ costs anything:
    the quality gate and the hashes;
 8. the stored copy re-encoded as JPEG from pixels, with no EXIF/XMP at all (so GPS can never
    be stored), content-addressed by its sha256 — on a helper thread while
-9. the quality gate and the perceptual hashes run on the small image.
+9. the quality gate and the perceptual hashes run on the small image, and then the caller's
+   ``alongside`` work (the service scores the photo there), until the encode is done.
 
 Anything the decoders cannot read becomes :class:`PhotoRejected`, never another exception.
 """
@@ -152,6 +153,7 @@ class ProcessedPhoto:
     timings_ms: dict[str, float] = field(default_factory=dict)  # wall time per stage
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time per stage
     stored_content_type: str = STORED_CONTENT_TYPE
+    alongside_result: Any = field(default=None, repr=False)  # what ``alongside`` returned
 
     @property
     def storage_key(self) -> str:
@@ -238,8 +240,18 @@ def _make_stored_copy(
     return data, stored.size, digest, wall_ms, (time.thread_time() - cpu) * 1000.0
 
 
-def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ProcessedPhoto:
+def process_upload(
+    data: bytes,
+    limits: ImageLimits = DEFAULT_LIMITS,
+    *,
+    alongside: Callable[[Image.Image], Any] | None = None,
+) -> ProcessedPhoto:
     """Validate, decode, check and re-encode one uploaded photo. Raises PhotoRejected.
+
+    ``alongside(small_image)``, when given, runs on the calling thread after the quality gate
+    and the hashes, while the helper thread is still encoding the stored copy (the longest
+    step: this thread would otherwise wait for it); what it returns is ``alongside_result``
+    and what it raises propagates.
 
     ``timings_ms`` holds each stage's duration; ``encode`` (turning the decoded image upright,
     re-encoding it and hashing the result) and ``sha256`` are measured on the helper thread
@@ -297,6 +309,10 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
     hashes = compute_hashes(small)
     queries = query_hashes(small)
     watch.lap("hashes")
+    alongside_result = None
+    if alongside is not None:
+        alongside_result = alongside(small)
+        watch.lap("alongside")
     stored_bytes, stored_size, stored_sha256, encode_ms, encode_cpu = stored_copy.result()
     original_sha256, sha_ms, sha_cpu = original_digest.result()
     watch.lap("wait_helpers")
@@ -322,6 +338,7 @@ def process_upload(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Process
         query_hashes=tuple(queries),
         timings_ms=timings,
         cpu_ms=watch.cpu,
+        alongside_result=alongside_result,
     )
 
 

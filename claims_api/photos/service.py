@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 
+from PIL import Image
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -52,13 +53,11 @@ def limits_for(container: Container) -> ImageLimits:
     )
 
 
-def _score(
-    container: Container, processed: ProcessedPhoto
-) -> tuple[PhotoScores | None, str | None]:
+def _score(container: Container, small_image: Image.Image) -> tuple[PhotoScores | None, str | None]:
     """A failing or slow model never loses the customer's photo: it is kept unscored."""
     try:
         budget = container.settings.decision_budget_seconds
-        return container.models.score(processed.small_image, budget), None
+        return container.models.score(small_image, budget), None
     except ScoringUnavailable as exc:
         return None, str(exc)
 
@@ -156,10 +155,13 @@ def upload_photo(
 ) -> PhotoOut:
     with processing_slots(container):
         try:
-            processed = process_upload(data, limits_for(container))
+            # scored while the helper thread encodes the stored copy
+            processed = process_upload(
+                data, limits_for(container), alongside=lambda small: _score(container, small)
+            )
         except PhotoRejected as exc:
             raise ApiError(exc.status, exc.code, _text(exc.code, locale, exc.message)) from exc
-        scores, scoring_error = _score(container, processed)
+        scores, scoring_error = processed.alongside_result
     storage_key = f"{processed.stored_sha256}.jpg"
     container.storage.put(storage_key, processed.stored_bytes, "image/jpeg")
 
