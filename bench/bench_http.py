@@ -493,6 +493,37 @@ def phase_row(
     }
 
 
+def photo_stage_totals(base_url: str) -> dict[str, tuple[float, float]]:
+    """(seconds, photos) per pipeline stage so far, from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url}/metrics", timeout=10.0).text
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "freshclaim_photo_stage_seconds":
+            continue
+        for sample in family.samples:
+            stage = sample.labels.get("stage")
+            if sample.name.endswith("_sum"):
+                sums[stage] = sample.value
+            elif sample.name.endswith("_count"):
+                counts[stage] = sample.value
+    return {stage: (sums[stage], counts.get(stage, 0.0)) for stage in sums}
+
+
+def stage_means_ms(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """Mean wall ms per photo of each stage between two /metrics readings."""
+    means = {}
+    for stage, (seconds, photos) in after.items():
+        seconds_before, photos_before = before.get(stage, (0.0, 0.0))
+        if photos > photos_before:
+            means[stage] = round((seconds - seconds_before) * 1000 / (photos - photos_before), 2)
+    return means
+
+
 def bench_phase(
     db: str, concurrency: int, args: argparse.Namespace, model: Path, photos: PhotoSets
 ) -> dict[str, Any]:
@@ -509,12 +540,15 @@ def bench_phase(
         )
         drive(server, make_slots(server, len(photos.warmup)), photos.warmup, 2, 60.0)
         slots = make_slots(server, len(photos.main))
+        stages_before = photo_stage_totals(server.base_url)
         client_cpu = time.process_time()
         with RssSampler(server.pids) as sampler:
             outcomes, wall = drive(server, slots, photos.main, concurrency, args.duration)
         client_cpu = time.process_time() - client_cpu
+        stages = stage_means_ms(stages_before, photo_stage_totals(server.base_url))
         row = phase_row(db, concurrency, outcomes, wall, sampler.report())
         row["relay"] = "apart" if relay_apart else "in-process"
+        row["server_photo_stage_ms"] = stages  # means in the server, under this load
         # the load generator shares the cores with the server: what it costs is not the server's
         row["client_cpu_ms_per_claim"] = round(client_cpu * 1000 / max(1, len(outcomes)), 1)
         if not row["auto"]:  # nothing auto-approved: check payment with photos the model likes
@@ -625,6 +659,11 @@ def report(result: dict[str, Any]) -> None:
          "peak_rss_mb", "peak_pss_mb", "processes"],
     )  # fmt: skip
     for row in result["phases"]:
+        stages = row.get("server_photo_stage_ms", {})
+        if stages:
+            shown = ", ".join(f"{k} {v}" for k, v in stages.items())
+            print(f"{row['db']} c={row['concurrency']}: photo stages in the server (mean ms): "
+                  f"{shown}")
         if "probe" in row:
             print(f"{row['db']} c={row['concurrency']}: no claim was auto-approved under load; "
                   f"probe with photos the model approves: {row['probe']}")

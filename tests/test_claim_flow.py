@@ -283,6 +283,36 @@ def test_ops_endpoints(api):
     assert "freshclaim_http_request_seconds" in api.client.get("/metrics").text
 
 
+def _metric(api, line_start: str) -> float:
+    """A sample's value from /metrics (0 when absent); counters only grow, so tests compare
+    before and after (the registry is shared by every app in this process)."""
+    for line in api.client.get("/metrics").text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_photos_claims_by_route_and_time_each_photo_stage(api):
+    api.put_order()
+    api.put_order("ord-2")
+    customer = api.customer()
+    auto = 'freshclaim_claims_decided_total{route="auto"}'
+    manual = 'freshclaim_claims_decided_total{route="manual"}'
+    good = 'freshclaim_photos_uploaded_total{quality_ok="true"}'
+    decodes = 'freshclaim_photo_stage_seconds_count{stage="decode"}'
+    before = {name: _metric(api, name) for name in (auto, manual, good, decodes)}
+
+    key = "metrics-1"
+    api.claim(customer, [api.upload_fruit(customer)], key=key)
+    api.claim(customer, [api.upload_fruit(customer)], key=key)  # a replay decides nothing
+    api.claim(customer, [api.upload_fruit(customer, rotten=False, seed=4)], order_id="ord-2")
+
+    after = {name: _metric(api, name) for name in before}
+    assert after[auto] - before[auto] == 1 and after[manual] - before[manual] == 1
+    assert after[good] - before[good] == 3 and after[decodes] - before[decodes] == 3
+    assert _metric(api, 'freshclaim_photo_stage_seconds_sum{stage="total"}') > 0
+
+
 def test_a_slow_model_leaves_the_photo_unscored_and_the_claim_goes_to_a_person(
     api, container, monkeypatch
 ):

@@ -30,6 +30,7 @@ from claims_api.db import new_id, utcnow
 from claims_api.decisions.policy import Policy
 from claims_api.decisions.service import decide
 from claims_api.errors import ApiError, conflict, not_found, unprocessable
+from claims_api.observability import CLAIMS_DECIDED
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
 from claims_api.verification import duplicates, history
@@ -231,6 +232,7 @@ def _route(
     """``remaining``: the line's uncompensated cents, computed under the line lock this
     transaction holds (only this claim can pay on the line before it commits)."""
     decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
+    CLAIMS_DECIDED.labels(decision.route).inc()  # an idempotent replay is not counted again
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
     claim.decision = record

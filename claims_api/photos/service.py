@@ -20,6 +20,7 @@ from claims_api.db import new_id, utcnow
 from claims_api.errors import ApiError, not_found
 from claims_api.inference.model import PhotoScores
 from claims_api.inference.service import ScoringUnavailable
+from claims_api.observability import observe_photo
 from claims_api.orders.models import Order, OrderLine
 from claims_api.orders.service import ensure_customer
 from claims_api.photos import hashing
@@ -198,7 +199,9 @@ def upload_photo(
         session.flush()
         # 23 rows as one bulk insert: no ORM objects to track for rows this request never reads
         session.execute(insert(PhotoHash), hash_rows(photo, processed.hashes))
-        return photo_out(photo)
+        out = photo_out(photo)
+    observe_photo(not problems, processed.timings_ms)  # once committed
+    return out
 
 
 def stored_hashes(processed: ProcessedPhoto) -> dict:
