@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -26,8 +25,6 @@ from claims_api.photos.upload_limit import UploadSizeLimit
 from claims_api.profiles.router import router as profiles_router
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
-
-log = logging.getLogger(__name__)
 
 
 def _keep_uploads_in_memory(max_upload_bytes: int) -> None:
