@@ -64,11 +64,8 @@ def drain(db: Database, settings: Settings) -> Drained:
     has not come stay for a later pass), then release expired leases."""
     relay = outbox_relay(db, settings)
     published = 0
-    while True:
-        delivered = relay.run_once()
+    while delivered := relay.run_once():
         published += delivered
-        if delivered == 0:
-            break
     return Drained(published, sweep_leases(db))
 
 

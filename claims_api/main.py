@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def lifespan(app: FastAPI):
         app.state.container = container or build_container(settings)
         built: Container = app.state.container
-        loops = background_loops(built.db, built.settings) if settings.background_workers else []
+        runs_background = built.settings.background_workers
+        loops = background_loops(built.db, built.settings) if runs_background else []
         for loop in loops:
             loop.start()
         if getattr(app.state, "freeze_gc_after_startup", False):

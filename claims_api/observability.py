@@ -32,6 +32,7 @@ def observe_photo(quality_ok: bool, timings_ms: dict[str, float]) -> None:
     for stage, ms in timings_ms.items():
         PHOTO_STAGE_SECONDS.labels(stage).observe(ms / 1000.0)
 
+
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
