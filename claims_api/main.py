@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from starlette.formparsers import MultiPartParser
 
 from claims_api import __version__
 from claims_api.auth.router import router as auth_router
@@ -25,14 +24,6 @@ from claims_api.photos.upload_limit import UploadSizeLimit
 from claims_api.profiles.router import router as profiles_router
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
-
-
-def _keep_uploads_in_memory(max_upload_bytes: int) -> None:
-    """Starlette spools a multipart file part over 1 MB to a temporary file on disk; a 12-MP
-    phone photo (3-5 MB) would be written out and read back on every upload. Keep parts up
-    to the upload limit in memory: UploadSizeLimit refuses larger bodies before parsing."""
-    limit = max_upload_bytes + 64 * 1024
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -66,7 +57,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     if container is not None:
         app.state.container = container
-    _keep_uploads_in_memory(settings.max_upload_bytes)
     app.add_middleware(
         UploadSizeLimit, limit=settings.max_upload_bytes, paths=frozenset({"/v1/photos"})
     )

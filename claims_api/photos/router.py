@@ -2,50 +2,37 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 
 from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession
-from claims_api.errors import ERROR_RESPONSES, ApiError
+from claims_api.errors import ERROR_RESPONSES
 from claims_api.i18n import pick_locale
 from claims_api.photos import service
+from claims_api.photos.form import OPENAPI_REQUEST_BODY, PhotoFormDep
 from claims_api.photos.schemas import PhotoOut
 
 router = APIRouter(prefix="/v1/photos", tags=["photos"], responses=ERROR_RESPONSES)
 
 
-def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    data = upload.file.read(limit + 1)
-    upload.file.close()  # the parsed part is in memory: free it now, not after the response
-    if len(data) > limit:
-        raise ApiError(
-            413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB."
-        )
-    return data
-
-
-@router.post("", status_code=201, response_model=PhotoOut, summary="Upload one photo")
+@router.post(
+    "",
+    status_code=201,
+    response_model=PhotoOut,
+    summary="Upload one photo",
+    openapi_extra={"requestBody": OPENAPI_REQUEST_BODY},
+)
 def upload_photo(
-    request: Request,
     container: ContainerDep,
     customer: CustomerPrincipal,
-    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC")],
-    order_id: Annotated[str | None, Form(max_length=100)] = None,
-    line_id: Annotated[str | None, Form(max_length=100)] = None,
+    form: PhotoFormDep,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Checks the photo at once: an unusable one comes back with ``quality.ok = false`` and a
     sentence per problem that the mini-program can show ("retake")."""
-    declared = request.headers.get("content-length")
-    limit = container.settings.max_upload_bytes
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise ApiError(
-            413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB."
-        )
-    data = _read_limited(file, limit)
     locale = pick_locale(accept_language, container.settings.locale)
     photo = service.upload_photo(
-        container, customer, data, service.UploadContext(order_id, line_id), locale
+        container, customer, form.data, service.UploadContext(form.order_id, form.line_id), locale
     )
     # Serialised here, on the worker thread: a returned model would be validated against
     # response_model and encoded in one more threadpool hop.

@@ -1,0 +1,210 @@
+"""Reading the photo upload form as it arrives.
+
+``POST /v1/photos`` takes ``multipart/form-data`` (what a mini-program's ``uploadFile`` sends)
+with one ``file`` part and the optional ``order_id`` and ``line_id`` fields. python-multipart's
+streaming parser runs over the body's chunks and the file part's bytes are kept as the slices
+it hands over, joined once at the end.
+
+Why not FastAPI's ``File``/``Form`` parameters: Starlette's form parser writes every file part
+into a ``SpooledTemporaryFile`` (a growing buffer behind a Python wrapper, on the event loop)
+which the endpoint then reads back; for a 12-MP photo that cost ~8 ms of CPU per upload
+against ~1 ms here (``bench`` notes, issue 6), and every millisecond on the event loop holds
+up the other requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from claims_api.deps import ContainerDep
+from claims_api.errors import ApiError
+from claims_api.photos.upload_limit import MULTIPART_OVERHEAD
+
+FILE_FIELD = "file"
+TEXT_FIELDS = {"order_id": 100, "line_id": 100}  # name: longest accepted value
+MAX_PARTS = 16  # the form has three; a body of thousands of tiny parts is refused early
+MAX_PART_HEADER_BYTES = 8 * 1024
+
+# The request body as OpenAPI describes it (the endpoint reads the body itself).
+OPENAPI_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FILE_FIELD],
+                "properties": {
+                    FILE_FIELD: {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "JPEG, PNG, WebP or HEIC",
+                    },
+                    **{
+                        name: {"type": "string", "maxLength": longest}
+                        for name, longest in TEXT_FIELDS.items()
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+@dataclass(frozen=True)
+class PhotoForm:
+    data: bytes
+    order_id: str | None = None
+    line_id: str | None = None
+
+
+def _invalid(field_name: str, problem: str) -> ApiError:
+    return ApiError(
+        422,
+        "validation_error",
+        f"{field_name}: {problem}",
+        problems=[{"loc": ["body", field_name], "message": problem}],
+    )
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB.")
+
+
+def _malformed(detail: str) -> ApiError:
+    return ApiError(
+        400, "invalid_multipart", f"The upload is not valid multipart/form-data: {detail}"
+    )
+
+
+@dataclass
+class _Part:
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    name: str | None = None
+    is_file: bool = False
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+class _PhotoFormReader:
+    """The parser's callbacks: keeps the ``file`` part and the known text fields, skips the
+    bytes of any other part, and stops at the byte and part limits."""
+
+    def __init__(self, file_limit: int) -> None:
+        self.file_limit = file_limit
+        self.parts = 0
+        self.part = _Part()
+        self.header_name = bytearray()
+        self.header_value = bytearray()
+        self.header_bytes = 0
+        self.file: bytes | None = None
+        self.fields: dict[str, str] = {}
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise _malformed(f"more than {MAX_PARTS} parts")
+        self.part = _Part()
+        self.header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > MAX_PART_HEADER_BYTES:
+            raise _malformed("part headers too long")
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self.header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.part.headers.append((bytes(self.header_name).lower(), bytes(self.header_value)))
+        self.header_name.clear()
+        self.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        disposition = next((v for k, v in self.part.headers if k == b"content-disposition"), b"")
+        _, options = parse_options_header(disposition)
+        if b"name" not in options:
+            raise _malformed('a part without a Content-Disposition "name"')
+        self.part.name = options[b"name"].decode("utf-8", errors="replace")
+        self.part.is_file = b"filename" in options
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.part
+        if part.name == FILE_FIELD:
+            part.size += end - start
+            if part.size > self.file_limit:
+                raise _too_large(self.file_limit)
+            part.chunks.append(data[start:end])
+        elif part.name in TEXT_FIELDS:
+            part.size += end - start
+            if part.size <= 4 * TEXT_FIELDS[part.name]:  # UTF-8: up to 4 bytes a character
+                part.chunks.append(data[start:end])
+
+    def on_part_end(self) -> None:
+        part = self.part
+        if part.name == FILE_FIELD and self.file is None:
+            self.file = b"".join(part.chunks)
+        elif part.name in TEXT_FIELDS and part.name not in self.fields:
+            longest = TEXT_FIELDS[part.name]
+            if part.size > 4 * longest:
+                raise _invalid(part.name, f"String should have at most {longest} characters")
+            self.fields[part.name] = b"".join(part.chunks).decode("utf-8", errors="replace")
+        part.chunks = []
+
+    def result(self) -> PhotoForm:
+        if self.file is None:
+            raise _invalid(FILE_FIELD, "Field required")
+        values: dict[str, str | None] = {}
+        for name, longest in TEXT_FIELDS.items():
+            value = self.fields.get(name) or None  # an empty field is an absent one
+            if value is not None and len(value) > longest:
+                raise _invalid(name, f"String should have at most {longest} characters")
+            values[name] = value
+        return PhotoForm(data=self.file, **values)
+
+
+async def read_photo_form(request: Request, container: ContainerDep) -> PhotoForm:
+    """FastAPI dependency: the parsed form, or a 4xx (``validation_error`` without a file
+    part, ``file_too_large``, ``invalid_multipart``)."""
+    limit = container.settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise _too_large(limit)  # also refused by UploadSizeLimit before the app is reached
+    media_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if media_type != b"multipart/form-data":
+        raise _invalid(FILE_FIELD, "Field required (send multipart/form-data)")
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise _malformed("no boundary in Content-Type")
+    reader = _PhotoFormReader(limit)
+    try:
+        parser = MultipartParser(boundary, reader.callbacks())
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise _malformed(str(exc) or type(exc).__name__) from exc
+    return reader.result()
+
+
+PhotoFormDep = Annotated[PhotoForm, Depends(read_photo_form)]
