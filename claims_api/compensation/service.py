@@ -24,18 +24,21 @@ def store_credit_account(customer_id: str) -> str:
     return f"liability:store_credit:{customer_id}"
 
 
-def _net_paid(session: Session, *where) -> int:
+def net_paid_query(*where) -> Select[tuple[int]]:
     """Payouts minus reversals over the postings of the claims that match ``where``."""
     signed = case(
         (LedgerPosting.kind == "reversal", -LedgerPosting.amount_cents),
         else_=LedgerPosting.amount_cents,
     )
-    total = session.scalar(
+    return (
         select(func.coalesce(func.sum(signed), 0))
         .join(Claim, Claim.id == LedgerPosting.claim_id)
         .where(*where)
     )
-    return int(total or 0)
+
+
+def _net_paid(session: Session, *where) -> int:
+    return int(session.scalar(net_paid_query(*where)) or 0)
 
 
 def compensated_cents(session: Session, order_id: str, line_id: str) -> int:

@@ -1,5 +1,5 @@
 """The facts about a customer and a pickup point that the velocity, amount and trust signals
-read (issue 4, signals 5 and 6). Each is one aggregate SQL query over indexed columns, run
+read (issue 4, signals 5 and 6): one statement of aggregates over indexed columns each, run
 inside the claim's transaction after the claim row is written (so "this claim" is counted
 where a rate is meant to include it; see :func:`claims_api.db.flushed_connection`)."""
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
 from claims_api.compensation import service as ledger
+from claims_api.compensation.models import LedgerPosting
 from claims_api.db import flushed_connection
 from claims_api.decisions.policy import Policy
 from claims_api.orders.models import Order
@@ -96,28 +97,49 @@ _PICKUP_CLAIMS = (
 )
 
 
+def _one_row(*queries: Select) -> Select:
+    """The single-row aggregates side by side in one statement: one round trip, not one per
+    query (the claim transaction runs these on every claim)."""
+    first, *rest = (query.subquery() for query in queries)
+    joined = first
+    for subquery in rest:
+        joined = joined.join(subquery, true())
+    return select(*(column for subquery in (first, *rest) for column in subquery.c)).select_from(
+        joined
+    )
+
+
+# (orders, claimed orders, claims in 30 days, confirmed, rejected, net paid in 30 days)
+_CUSTOMER_HISTORY = _one_row(
+    _CUSTOMER_ORDERS,
+    _CUSTOMER_CLAIMS,
+    ledger.net_paid_query(
+        Claim.customer_id == bindparam("customer_id"),
+        LedgerPosting.created_at >= bindparam("since_30d"),
+    ),
+)
+# (orders, claimed orders, earlier claims in 30 days) of a pickup point
+_PICKUP_HISTORY = _one_row(_PICKUP_ORDERS, _PICKUP_CLAIMS)
+
+
 def customer_history(
     session: Session, customer_id: str, now: datetime, exclude: str, policy: Policy
 ) -> CustomerHistory:
-    since_30d = now - timedelta(days=30)
     connection = flushed_connection(session)  # the claim row counts where a rate includes it
-    orders, claimed = connection.execute(
-        _CUSTOMER_ORDERS,
-        {"customer_id": customer_id, "since": now - timedelta(days=policy.claim_rate_window_days)},
-    ).one()
-    claims_30d, confirmed, rejected = connection.execute(
-        _CUSTOMER_CLAIMS,
+    orders, claimed, claims_30d, confirmed, rejected, paid_30d = connection.execute(
+        _CUSTOMER_HISTORY,
         {
             "customer_id": customer_id,
             "exclude": exclude,
-            "since_30d": since_30d,
+            "since": now - timedelta(days=policy.claim_rate_window_days),
+            "since_30d": now - timedelta(days=30),
             "confirm_since": now - timedelta(days=policy.trust_lookback_days),
             "reject_since": now - timedelta(days=policy.trust_rejection_days),
         },
     ).one()
     return CustomerHistory(
         claims_30d=int(claims_30d),
-        paid_30d_cents=ledger.paid_cents_for_customer_since(session, customer_id, since_30d),
+        paid_30d_cents=int(paid_30d),
         orders=int(orders),
         claimed_orders=int(claimed),
         confirmed=int(confirmed),
@@ -130,20 +152,17 @@ def pickup_point_history(
 ) -> PickupPointHistory | None:
     if not pickup_point_id:
         return None
-    connection = flushed_connection(session)
-    orders, claimed = connection.execute(
-        _PICKUP_ORDERS,
-        {
-            "pickup_point_id": pickup_point_id,
-            "since": now - timedelta(days=policy.claim_rate_window_days),
-        },
-    ).one()
-    claims_30d = connection.execute(
-        _PICKUP_CLAIMS,
-        {
-            "pickup_point_id": pickup_point_id,
-            "since_30d": now - timedelta(days=30),
-            "exclude": exclude,
-        },
-    ).scalar()
+    orders, claimed, claims_30d = (
+        flushed_connection(session)
+        .execute(
+            _PICKUP_HISTORY,
+            {
+                "pickup_point_id": pickup_point_id,
+                "since": now - timedelta(days=policy.claim_rate_window_days),
+                "since_30d": now - timedelta(days=30),
+                "exclude": exclude,
+            },
+        )
+        .one()
+    )
     return PickupPointHistory(pickup_point_id, int(orders), int(claimed), int(claims_30d or 0))
