@@ -14,6 +14,7 @@ from claims_api.claims.models import Claim
 from claims_api.claims.schemas import ClaimCreate
 from claims_api.compensation.models import LedgerPosting
 from claims_api.errors import ApiError
+from claims_api.events.models import OutboxEvent
 from claims_api.review import service as review
 from claims_api.review.schemas import DecisionIn
 
@@ -52,6 +53,42 @@ def test_ten_identical_submissions_make_one_claim_and_one_payout(api, container)
     with container.db.read_session() as session:
         assert session.scalar(select(func.count()).select_from(Claim)) == 1
         assert session.scalar(select(func.count()).select_from(LedgerPosting)) == 1
+
+
+def test_one_key_raced_on_two_lines_makes_one_claim_and_a_409(api, container):
+    """Two lines take two line locks, so neither request sees the other's record before
+    writing its own: the unique key decides, and the loser's whole transaction (claim,
+    payout, events) is rolled back."""
+    api.put_order("ord-a")
+    api.put_order("ord-b")
+    headers = api.customer()
+    photos = {order: api.upload_fruit(headers, seed=i) for i, order in enumerate("ab")}
+    customer = Principal(kind="customer", id="cust-1")
+
+    def submit(i):
+        order = "ab"[i % 2]
+        body = ClaimCreate(
+            order_id=f"ord-{order}",
+            line_id="L1",
+            issue="rotten",
+            affected_quantity=2,
+            photo_ids=[photos[order]],
+        )
+        with container.db.session() as session:
+            return claims.submit_claim(session, customer, "one-key", body, container.policy, 6)
+
+    results = _run_together(2, submit)
+    answered = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert len(answered) == 1 and len(refused) == 1, results
+    assert refused[0].code == "idempotency_key_reused"
+    assert refused[0].details["claim_id"] == answered[0][1]["id"]
+    with container.db.read_session() as session:
+        assert session.scalars(select(Claim.id)).all() == [answered[0][1]["id"]]
+        payouts = session.scalars(select(LedgerPosting.claim_id)).all()
+        assert payouts in ([], [answered[0][1]["id"]])
+        events = session.scalars(select(OutboxEvent.aggregate_id)).all()
+        assert set(events) <= {answered[0][1]["id"]}
 
 
 def test_parallel_claims_on_one_line_never_pay_more_than_the_line(api, container):

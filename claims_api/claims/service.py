@@ -182,33 +182,56 @@ def submit_claim(
         request_hash=digest,
         claim_id=claim.id,
         response_status=201,
-        response_body={},
         created_at=now,
     )
-    if not _insert_once(session, claim, record):
+    try:
+        response = _decide_and_record(
+            session, claim, record, order, line, photos, policy, remaining
+        )
+    except _KeyTaken:
         winner = _find_record(session, customer.id, key)
         if winner is None:  # the unique violation came from elsewhere: surface it
-            raise conflict("concurrent_update", "The claim could not be recorded; please retry.")
+            raise conflict(
+                "concurrent_update", "The claim could not be recorded; please retry."
+            ) from None
         return _replay(winner, digest)
-
-    written = _route(session, claim, order, line, photos, policy, remaining)
-    # built from what this transaction wrote, not read back: the same document a GET returns
-    response = claim_out(session, claim, written).model_dump(mode="json")
-    record.response_body = response
+    CLAIMS_DECIDED.labels(claim.decision["route"]).inc()  # a replay is not counted again
     return 201, response
 
 
-def _insert_once(session: Session, claim: Claim, record: IdempotencyRecord) -> bool:
-    """Insert the claim with its idempotency record; False when a concurrent request holds the
-    same key (on PostgreSQL the insert waits for that request to commit, then fails on the
-    unique key and the savepoint takes the claim row back with it)."""
+class _KeyTaken(Exception):
+    """A concurrent request recorded the same Idempotency-Key first."""
+
+
+def _decide_and_record(
+    session: Session,
+    claim: Claim,
+    record: IdempotencyRecord,
+    order: Order,
+    line: OrderLine,
+    photos: list[Photo],
+    policy: Policy,
+    remaining: int,
+) -> dict:
+    """Writes the claim, decides it and writes the idempotency record last, with the answer,
+    all inside one savepoint. Twins on one order line queue on the line lock and the later
+    one finds the record before it gets here; a request that used the same key for another
+    line cannot be seen until it commits: on PostgreSQL the record's insert waits for it and
+    then fails on the unique key, the savepoint takes this claim's rows (payout and events
+    included) back, and :class:`_KeyTaken` sends the caller to the winner's record."""
     try:
         with session.begin_nested():
-            session.add_all([claim, record])
+            session.add(claim)
             session.flush()
-    except IntegrityError:
-        return False
-    return True
+            written = _route(session, claim, order, line, photos, policy, remaining)
+            # built from what this transaction wrote, not read back: what a GET returns
+            response = claim_out(session, claim, written).model_dump(mode="json")
+            record.response_body = response
+            session.add(record)
+            session.flush()
+    except IntegrityError as exc:
+        raise _KeyTaken from exc
+    return response
 
 
 @dataclass(frozen=True)
@@ -232,7 +255,6 @@ def _route(
     """``remaining``: the line's uncompensated cents, computed under the line lock this
     transaction holds (only this claim can pay on the line before it commits)."""
     decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
-    CLAIMS_DECIDED.labels(decision.route).inc()  # an idempotent replay is not counted again
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
     claim.decision = record
