@@ -169,3 +169,44 @@ def test_the_file_limit_counts_bytes_across_chunks() -> None:
     with pytest.raises(ApiError) as raised:
         _read_in_chunks(body, list(range(0, len(body), 700)), limit=4999)
     assert raised.value.code == "file_too_large"
+
+
+def test_an_upload_cut_off_by_the_client_is_a_400_not_a_500(api: Api, photo: bytes) -> None:
+    """ASGI level: the body stops halfway and the server hears the disconnect."""
+    import asyncio
+    import json
+
+    body = _body(_part("file", photo, "a.jpg"))
+    headers = api.customer() | {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/photos",
+        "raw_path": b"/v1/photos",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    messages = iter(
+        [
+            {"type": "http.request", "body": body[: len(body) // 2], "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(api.client.app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"

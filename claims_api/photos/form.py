@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from claims_api.deps import ContainerDep
 from claims_api.errors import ApiError
@@ -185,7 +186,7 @@ class _PhotoFormReader:
 
 async def read_photo_form(request: Request, container: ContainerDep) -> PhotoForm:
     """FastAPI dependency: the parsed form, or a 4xx (``validation_error`` without a file
-    part, ``file_too_large``, ``invalid_multipart``)."""
+    part, ``file_too_large``, ``invalid_multipart``, ``client_disconnected``)."""
     limit = container.settings.max_upload_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
@@ -204,6 +205,8 @@ async def read_photo_form(request: Request, container: ContainerDep) -> PhotoFor
         parser.finalize()
     except MultipartParseError as exc:
         raise _malformed(str(exc) or type(exc).__name__) from exc
+    except ClientDisconnect as exc:  # the mini-program lost its connection mid-upload
+        raise ApiError(400, "client_disconnected", "The photo did not arrive in full.") from exc
     return reader.result()
 
 
