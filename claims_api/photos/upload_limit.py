@@ -1,7 +1,7 @@
 """Refuse an oversized photo upload while it arrives, before the multipart parser holds it.
 
-Uploads are parsed in memory (a 12-MP photo is 3-5 MB; spooling it to a temporary file costs
-a write and a read per upload), so the byte limit must hold before parsing: a declared
+Uploads are kept in memory as they are parsed (:mod:`claims_api.photos.form`; a 12-MP photo is
+3-5 MB), so the byte limit must hold for the whole body, whatever its parts: a declared
 ``Content-Length`` over the limit is answered 413 at once, and a body without one (chunked)
 is answered 413 as soon as it passes the limit; the application then sees a disconnect and
 whatever it would answer is dropped.
