@@ -210,3 +210,12 @@ def test_an_upload_cut_off_by_the_client_is_a_400_not_a_500(api: Api, photo: byt
     asyncio.run(api.client.app(scope, receive, send))
     assert sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"
+
+
+def test_the_file_part_needs_no_plain_filename(api: Api, photo: bytes) -> None:
+    """Clients name the file differently (RFC 5987 ``filename*``, or none at all): the part
+    named ``file`` is the photo either way."""
+    for extra in ("; filename*=UTF-8''%E8%8B%B9%E6%9E%9C.jpg", ""):
+        head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"{extra}\r\n\r\n'
+        response = _post(api, head.encode() + photo + f"\r\n--{BOUNDARY}--\r\n".encode())
+        assert response.status_code == 201, (extra, response.text)

@@ -86,7 +86,6 @@ def _malformed(detail: str) -> ApiError:
 class _Part:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     name: str | None = None
-    is_file: bool = False
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
 
@@ -147,7 +146,6 @@ class _PhotoFormReader:
         if b"name" not in options:
             raise _malformed('a part without a Content-Disposition "name"')
         self.part.name = options[b"name"].decode("utf-8", errors="replace")
-        self.part.is_file = b"filename" in options
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.part
