@@ -113,6 +113,7 @@ def test_empty_text_fields_count_as_absent(api: Api, photo: bytes) -> None:
             "invalid_multipart",
             None,
         ),
+        (_body(_part("file", b"x", "a.jpg"))[:-20], None, 400, "invalid_multipart", None),
     ],
     ids=[
         "no file part",
@@ -123,6 +124,7 @@ def test_empty_text_fields_count_as_absent(api: Api, photo: bytes) -> None:
         "too many parts",
         "part headers too long",
         "part without a name",
+        "no closing boundary",
     ],
 )
 def test_broken_forms_get_a_clear_4xx(api: Api, body, content_type, status, code, loc) -> None:

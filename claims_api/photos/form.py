@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from claims_api.deps import ContainerDep
@@ -201,6 +201,8 @@ async def read_photo_form(request: Request, container: ContainerDep) -> PhotoFor
         raise _malformed(str(exc) or type(exc).__name__) from exc
     except ClientDisconnect as exc:  # the mini-program lost its connection mid-upload
         raise ApiError(400, "client_disconnected", "The photo did not arrive in full.") from exc
+    if parser.state != MultipartState.END:  # e.g. a body cut short by a proxy
+        raise _malformed("the body ended before the closing boundary")
     return reader.result()
 
 
