@@ -134,6 +134,7 @@ def test_every_code_has_english_and_chinese() -> None:
     codes = set(messages.CATALOGUE["en"])
     assert {"too_dark", "too_blurry", "blown_out", "too_flat", "too_small"} <= codes
     assert {"empty_file", "file_too_large", "unsupported_format", "corrupt_image"} <= codes
+    assert {"not_produce", "wrong_item"} <= codes  # the model's problems shown at upload
     assert codes <= set(messages.CATALOGUE["zh"])
     assert messages.message("too_dark") == ("The photo is too dark — please retake it in daylight.")
 

@@ -215,3 +215,19 @@ def test_repeated_rejections_send_every_claim_to_a_person(api, container):
     signals = _signals(api, claim)
     assert (signals["trust"]["value"], signals["amount_over_cap"]["threshold"]) == ("restricted", 0)
     assert claim["status"] == "in_review" and _reasons(claim) == ["amount_over_cap"]
+
+
+def test_the_reason_codes_are_the_signals_that_can_fire(api) -> None:
+    """The reviewer queue filters by these: every signal a decision records is named, the
+    informational ``trust`` is not a reason, and upload-only problems are not either."""
+    from claims_api.verification.signals import INFORMATIONAL, REASON_CODES, REASONS
+
+    api.put_order()
+    customer = api.customer()
+    claim = api.claim(customer, [api.upload_fruit(customer)]).json()
+    report = api.client.get(f"/v1/claims/{claim['id']}/verification", headers=api.reviewer())
+    recorded = {s["code"] for s in report.json()["signals"]}
+    assert recorded <= set(REASONS)
+    assert recorded - INFORMATIONAL <= set(REASON_CODES)
+    assert "trust" in recorded and "trust" not in REASON_CODES
+    assert "wrong_item" not in REASON_CODES

@@ -37,11 +37,6 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "A photo does not seem to show produce — please photograph the item itself.",
         "zh": "照片中似乎没有生鲜商品，请对准商品本身拍摄。",
     },
-    "wrong_item": {
-        "en": "The photo seems to show another item than the one ordered — "
-        "please photograph the ordered item.",
-        "zh": "照片中的商品似乎与订单商品不符，请拍摄所购商品。",
-    },
     "produce_uncertain": {
         "en": "The model cannot tell which produce the photo shows.",
         "zh": "系统无法识别照片中的商品种类。",
@@ -111,6 +106,9 @@ REASONS: dict[str, dict[str, str]] = {
 for _code, _texts in REASONS.items():
     register(_code, _texts)
 MESSAGES: dict[str, str] = {code: texts["en"] for code, texts in REASONS.items()}
+INFORMATIONAL = frozenset({"trust"})  # signals that show a reviewer something and never fire
+# the codes a claim's decision can give as reasons (the reviewer queue filters by them)
+REASON_CODES = tuple(sorted(code for code in REASONS if code not in INFORMATIONAL))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
 from claims_api.review import service as review
 from claims_api.review.schemas import DecisionIn, QueuePage
-from claims_api.verification.signals import REASONS
+from claims_api.verification.signals import REASON_CODES
 from claims_api.web.text import APPROVE_REASONS, PHOTO_REASONS, REJECT_REASONS, error_text
 
 ACTIONS = ("approve", "part", "reject", "request_photos")
@@ -113,7 +113,7 @@ def queue_view(session: Session, filters: QueueFilters, limit: int = 200) -> Que
         holders=sorted(((names.get(h, h), n) for h, n in holders.items()), key=lambda x: -x[1]),
         overdue=sum(1 for i in full.items if i.seconds_left < 0),
         produce_options=_produce_options(session),
-        reason_options=sorted(REASONS),
+        reason_options=list(REASON_CODES),
     )
 
 
