@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         "(a decoded multi-megapixel image each) under a burst of uploads.",
     )
     max_upload_bytes: int = 20 * 1024 * 1024
+    upload_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="An upload whose body stops arriving for this long is answered 408 "
+        "`upload_timeout` and its connection freed (a phone that lost its signal, or a client "
+        "holding connections open on purpose).",
+    )
     max_image_pixels: int = 50_000_000
     stored_photo_max_side: int = 2048
     max_photos_per_claim: int = 6

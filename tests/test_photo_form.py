@@ -3,6 +3,9 @@ what it skips and how a broken or oversized form is answered (issue 6)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from itertools import pairwise
 
 import pytest
@@ -173,12 +176,8 @@ def test_the_file_limit_counts_bytes_across_chunks() -> None:
     assert raised.value.code == "file_too_large"
 
 
-def test_an_upload_cut_off_by_the_client_is_a_400_not_a_500(api: Api, photo: bytes) -> None:
-    """ASGI level: the body stops halfway and the server hears the disconnect."""
-    import asyncio
-    import json
-
-    body = _body(_part("file", photo, "a.jpg"))
+def _asgi_upload(api: Api, receive) -> list[dict]:
+    """Drive the app at ASGI level with ``receive``; returns what it sent."""
     headers = api.customer() | {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
     scope = {
         "type": "http",
@@ -195,23 +194,56 @@ def test_an_upload_cut_off_by_the_client_is_a_400_not_a_500(api: Api, photo: byt
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(api.client.app(scope, receive, send), timeout=10))
+    return sent
+
+
+def test_an_upload_cut_off_by_the_client_is_a_400_not_a_500(api: Api, photo: bytes) -> None:
+    """The body stops halfway and the server hears the disconnect."""
+    body = _body(_part("file", photo, "a.jpg"))
     messages = iter(
         [
             {"type": "http.request", "body": body[: len(body) // 2], "more_body": True},
             {"type": "http.disconnect"},
         ]
     )
-    sent: list[dict] = []
 
     async def receive() -> dict:
         return next(messages, {"type": "http.disconnect"})
 
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(api.client.app(scope, receive, send))
+    sent = _asgi_upload(api, receive)
     assert sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"
+
+
+def test_an_upload_that_stops_arriving_is_answered_408(api: Api, photo: bytes) -> None:
+    """A client that sends part of the body and then nothing (a lost signal, or a slow-loris
+    holding connections) gets 408 once no byte came for the idle timeout."""
+    api.container.settings.upload_idle_timeout_seconds = 0.3
+    body = _body(_part("file", photo, "a.jpg"))
+    chunks = [body[i : i + 512] for i in range(0, len(body) // 2, 512)]
+    pulled = 0
+
+    async def receive() -> dict:
+        nonlocal pulled
+        if pulled < len(chunks):
+            pulled += 1
+            await asyncio.sleep(0.01)  # slow, but never pausing as long as the timeout
+            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": True}
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    started = time.monotonic()
+    sent = _asgi_upload(api, receive)
+    assert pulled == len(chunks) and len(chunks) > 30  # longer in all than the timeout
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"]["code"] == "upload_timeout"
+    assert time.monotonic() - started < 5
 
 
 def test_the_file_part_needs_no_plain_filename(api: Api, photo: bytes) -> None:

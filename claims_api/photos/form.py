@@ -15,6 +15,7 @@ by :class:`claims_api.photos.upload_limit.UploadSizeLimit`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -184,23 +185,33 @@ class _PhotoFormReader:
 
 async def read_photo_form(request: Request, container: ContainerDep) -> PhotoForm:
     """FastAPI dependency: the parsed form, or a 4xx (``validation_error`` without a file
-    part, ``file_too_large``, ``invalid_multipart``, ``client_disconnected``)."""
+    part, ``file_too_large``, ``invalid_multipart``, ``client_disconnected``,
+    ``upload_timeout``)."""
     media_type, params = parse_options_header(request.headers.get("content-type", ""))
     if media_type != b"multipart/form-data":
         raise _invalid(FILE_FIELD, "Field required (send multipart/form-data)")
     boundary = params.get(b"boundary")
     if not boundary:
         raise _malformed("no boundary in Content-Type")
-    reader = _PhotoFormReader(container.settings.max_upload_bytes)
+    settings = container.settings
+    reader = _PhotoFormReader(settings.max_upload_bytes)
+    idle = settings.upload_idle_timeout_seconds
+    loop = asyncio.get_running_loop()
     try:
         parser = MultipartParser(boundary, reader.callbacks())
-        async for chunk in request.stream():
-            parser.write(chunk)
+        async with asyncio.timeout(idle) as deadline:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                deadline.reschedule(loop.time() + idle)  # the limit is per pause, not in all
         parser.finalize()
     except MultipartParseError as exc:
         raise _malformed(str(exc) or type(exc).__name__) from exc
     except ClientDisconnect as exc:  # the mini-program lost its connection mid-upload
         raise ApiError(400, "client_disconnected", "The photo did not arrive in full.") from exc
+    except TimeoutError as exc:
+        raise ApiError(
+            408, "upload_timeout", f"The photo stopped arriving for {idle:g} s; please try again."
+        ) from exc
     if parser.state != MultipartState.END:  # e.g. a body cut short by a proxy
         raise _malformed("the body ended before the closing boundary")
     return reader.result()
