@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from claims_api.deps import ContainerDep
 from claims_api.errors import ApiError
+from claims_api.photos.upload_limit import too_large_message
 
 FILE_FIELD = "file"
 TEXT_FIELDS = {"order_id": 100, "line_id": 100}  # name: longest accepted value
@@ -74,7 +75,7 @@ def _invalid(field_name: str, problem: str) -> ApiError:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "file_too_large", f"The photo is larger than {limit // (1024 * 1024)} MB.")
+    return ApiError(413, "file_too_large", too_large_message(limit))
 
 
 def _malformed(detail: str) -> ApiError:

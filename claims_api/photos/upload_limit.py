@@ -9,9 +9,10 @@ whatever it would answer is dropped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.responses import JSONResponse
 
 from claims_api.errors import error_body
 
@@ -65,15 +66,17 @@ class UploadSizeLimit:
         await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, send: Send) -> None:
-        message = f"The photo is larger than {self.limit // (1024 * 1024)} MB."
-        payload = json.dumps(error_body("file_too_large", message)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        response = JSONResponse(
+            error_body("file_too_large", too_large_message(self.limit)),
+            status_code=413,
+            headers={"connection": "close"},
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def too_large_message(limit: int) -> str:
+    return f"The photo is larger than {limit // (1024 * 1024)} MB."
 
 
 def _content_length(scope: MutableMapping[str, Any]) -> int | None:
