@@ -117,6 +117,20 @@ def test_empty_text_fields_count_as_absent(api: Api, photo: bytes) -> None:
             None,
         ),
         (_body(_part("file", b"x", "a.jpg"))[:-20], None, 400, "invalid_multipart", None),
+        (
+            _body(_part("file", b"x", "a.jpg"), _part("line_id", b"L1")),
+            None,
+            422,
+            "validation_error",
+            ["body", "order_id"],
+        ),
+        (
+            _body(_part("file", b"x", "a.jpg"), _part("order_id", b"o1")),
+            None,
+            422,
+            "validation_error",
+            ["body", "line_id"],
+        ),
     ],
     ids=[
         "no file part",
@@ -128,6 +142,8 @@ def test_empty_text_fields_count_as_absent(api: Api, photo: bytes) -> None:
         "part headers too long",
         "part without a name",
         "no closing boundary",
+        "line_id without order_id",
+        "order_id without line_id",
     ],
 )
 def test_broken_forms_get_a_clear_4xx(api: Api, body, content_type, status, code, loc) -> None:
@@ -161,12 +177,14 @@ def _read_in_chunks(body: bytes, cuts: list[int], limit: int = 10_000_000):
     cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
 )
 def test_any_chunking_of_the_body_reads_the_same_form(data: bytes, order_id: str, cuts) -> None:
-    body = _body(_part("file", data, "a.jpg"), _part("order_id", order_id.encode()))
+    body = _body(
+        _part("file", data, "a.jpg"), _part("order_id", order_id.encode()), _part("line_id", b"L1")
+    )
     cuts = [c for c in cuts if c <= len(body)]
     form = _read_in_chunks(body, cuts)
     assert form.data == data
     assert form.order_id == order_id
-    assert form.line_id is None
+    assert form.line_id == "L1"
 
 
 def test_the_file_limit_counts_bytes_across_chunks() -> None:

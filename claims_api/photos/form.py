@@ -181,6 +181,9 @@ class _PhotoFormReader:
             if value is not None and len(value) > longest:
                 raise _invalid(name, f"String should have at most {longest} characters")
             values[name] = value
+        for given, missing in (("line_id", "order_id"), ("order_id", "line_id")):
+            if values[given] and not values[missing]:  # the item check needs both
+                raise _invalid(missing, f"Field required with {given}")
         return PhotoForm(data=self.file, **values)
 
 
