@@ -54,11 +54,17 @@ def test_the_file_part_is_read_whatever_else_the_form_carries(api: Api, photo: b
     body = _body(
         _part("note", b"ignored " * 1000),
         _part("file", photo, "a.jpg", "Content-Type: image/jpeg\r\n"),
-        _part("file", b"a second file part is ignored", "b.jpg"),
+        _part("comment", b"also ignored"),
     )
     response = _post(api, body)
     assert response.status_code == 201, response.text
     assert response.json()["quality"]["ok"] is True
+
+
+def test_two_file_parts_are_refused_not_half_taken(api: Api, photo: bytes) -> None:
+    body = _body(_part("file", photo, "a.jpg"), _part("file", photo, "b.jpg"))
+    error = _error(_post(api, body), 400)
+    assert error["code"] == "invalid_multipart" and "one photo" in error["message"]
 
 
 def test_order_and_line_fields_reach_the_upload_checks(api: Api, photo: bytes) -> None:

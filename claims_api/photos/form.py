@@ -163,7 +163,9 @@ class _PhotoFormReader:
 
     def on_part_end(self) -> None:
         part = self.part
-        if part.name == FILE_FIELD and self.file is None:
+        if part.name == FILE_FIELD:
+            if self.file is not None:  # the customer would think both photos were sent
+                raise _malformed("more than one file part (upload one photo per request)")
             self.file = b"".join(part.chunks)
         elif part.name in TEXT_FIELDS and part.name not in self.fields:
             longest = TEXT_FIELDS[part.name]
