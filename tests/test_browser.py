@@ -245,9 +245,12 @@ def test_a_reviewer_cannot_decide_a_claim_leased_by_another(browser, live):
         assert (claim.status, claim.lease_holder) == ("in_review", ana_id)
         assert session.scalar(select(ReviewDecision)) is None
 
-    # leaving the page gives the lease back (sendBeacon on pagehide)
+    # going back to the queue gives the lease back before the queue page is drawn
     ana.keyboard.press("q")
     ana.wait_for_url("**/web/queue")
+    with live.container.db.read_session() as session:
+        assert session.get(Claim, claim_id).lease_holder is None
+    assert ana.locator("span.chip.lease").count() == 0  # no row shows a lease
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with live.container.db.read_session() as session:

@@ -154,7 +154,7 @@
     if (key === "n") { e.preventDefault(); nextClaim(); return; }
     if (!claimEl) return;
     if (key === "h") { e.preventDefault(); setHeatmap(!(heatToggle && heatToggle.checked)); return; }
-    if (key === "q") { e.preventDefault(); window.location.href = "/web/queue"; return; }
+    if (key === "q") { e.preventDefault(); backToQueue(); return; }
     if (!leaseMine) return;
     if (key === "a") { e.preventDefault(); submitDecision("approve"); }
     else if (key === "p") { e.preventDefault(); openPanel("part"); }
@@ -179,6 +179,31 @@
   });
 
   // ------------------------------------------------------------ lease heartbeat and release
+  // Back to the queue with the lease given back first: the pagehide beacon alone raced the
+  // queue page, which could still show this claim as leased.
+  function backToQueue() {
+    if (leaving) return;
+    leaving = true;
+    var go = function () { window.location.href = "/web/queue"; };
+    if (!claimId || !leaseMine) { go(); return; }
+    var body = new FormData();
+    body.append("csrf", csrf);
+    var timer = setTimeout(go, 2000);  // a slow release must not keep the reviewer here
+    fetch("/web/claims/" + claimId + "/release", {
+      method: "POST", body: body, credentials: "same-origin", keepalive: true,
+      headers: { "X-CSRF-Token": csrf }
+    }).catch(function () { /* the lease expires on its own */ })
+      .then(function () { clearTimeout(timer); go(); });
+  }
+  if (claimId && leaseMine) {
+    document.querySelectorAll('a[href="/web/queue"]').forEach(function (link) {
+      link.addEventListener("click", function (e) {
+        if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;  // a new tab keeps it
+        e.preventDefault();
+        backToQueue();
+      });
+    });
+  }
   if (claimId && leaseMine) {
     var interval = parseInt(claimEl.dataset.heartbeatMs, 10) || 30000;
     var beat = function () {
