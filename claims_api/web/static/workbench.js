@@ -203,8 +203,6 @@
         backToQueue();
       });
     });
-  }
-  if (claimId && leaseMine) {
     var interval = parseInt(claimEl.dataset.heartbeatMs, 10) || 30000;
     var beat = function () {
       fetch("/web/claims/" + claimId + "/heartbeat", {
