@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import ClaimPhoto
@@ -217,38 +217,44 @@ def _merge(matches: Iterable[Match]) -> list[Match]:
     return list(best.values())
 
 
-def _facts(session: Session, photo_ids: set[str]) -> dict[str, tuple[str, Colour | None]]:
-    """Owner and colour signature of each photo that still exists (erased photos are
-    forgotten)."""
+@dataclass(frozen=True)
+class _Facts:
+    owner: str
+    colour: Colour | None
+    other_claims: tuple[str, ...]  # claims other than this one that the photo is attached to
+
+
+def _facts(session: Session, photo_ids: set[str], claim_id: str) -> dict[str, _Facts]:
+    """Owner, colour signature and other claims of each photo that still exists (erased
+    photos are forgotten), in one statement."""
     if not photo_ids:
         return {}
-    rows = flushed_connection(session).execute(_FACTS, {"ids": sorted(photo_ids)})
-    return {photo_id: (owner, _colour(colour)) for photo_id, owner, colour in rows}
+    rows = flushed_connection(session).execute(
+        _FACTS, {"ids": sorted(photo_ids), "claim_id": claim_id}
+    )
+    owners: dict[str, tuple[str, Colour | None]] = {}
+    claims: dict[str, set[str]] = defaultdict(set)
+    for photo_id, owner, colour, other_claim in rows:
+        owners[photo_id] = (owner, _colour(colour))
+        if other_claim is not None:
+            claims[photo_id].add(other_claim)
+    return {
+        photo_id: _Facts(owner, colour, tuple(sorted(claims[photo_id])))
+        for photo_id, (owner, colour) in owners.items()
+    }
 
 
 # Only the colour out of the stored hashes document: decoding each matched photo's whole
 # document (23 windows and 8 queries) was most of this lookup's CPU when a photo has many
-# matches.
-_FACTS = select(Photo.id, Photo.customer_id, Photo.hashes["colour"]).where(
-    Photo.id.in_(bindparam("ids", expanding=True)), Photo.erased_at.is_(None)
-)
-
-
-def _other_claims(session: Session, photo_ids: set[str], claim_id: str) -> dict[str, set[str]]:
-    if not photo_ids:
-        return {}
-    rows = flushed_connection(session).execute(
-        _OTHER_CLAIMS, {"ids": sorted(photo_ids), "claim_id": claim_id}
+# matches. A row per (photo, other claim), or one with no claim.
+_FACTS = (
+    select(Photo.id, Photo.customer_id, Photo.hashes["colour"], ClaimPhoto.claim_id)
+    .select_from(Photo)
+    .outerjoin(
+        ClaimPhoto,
+        and_(ClaimPhoto.photo_id == Photo.id, ClaimPhoto.claim_id != bindparam("claim_id")),
     )
-    claims: dict[str, set[str]] = defaultdict(set)
-    for photo_id, other_claim in rows:
-        claims[photo_id].add(other_claim)
-    return claims
-
-
-_OTHER_CLAIMS = select(ClaimPhoto.photo_id, ClaimPhoto.claim_id).where(
-    ClaimPhoto.photo_id.in_(bindparam("ids", expanding=True)),
-    ClaimPhoto.claim_id != bindparam("claim_id"),
+    .where(Photo.id.in_(bindparam("ids", expanding=True)), Photo.erased_at.is_(None))
 )
 
 
@@ -266,18 +272,16 @@ def find_reuse(
     # The very same upload attached to another claim counts like a copy of it.
     found += [Match(p.id, p.id, 0, exact=True) for p in photos]
     matches = _merge([*found, *exact_duplicates(session, photos)])
-    ids = {m.matched_photo_id for m in matches}
-    facts = _facts(session, ids)
-    other_claims = _other_claims(session, ids, claim_id)
+    facts = _facts(session, {m.matched_photo_id for m in matches}, claim_id)
     colours = {p.id: colour_of(p.hashes) for p in photos}
     reuses = []
     for match in matches:
-        if match.matched_photo_id not in facts:
+        matched = facts.get(match.matched_photo_id)
+        if matched is None:
             continue
-        owner, colour = facts[match.matched_photo_id]
-        if not (match.exact or hashing.colours_compatible(colour, colours[match.photo_id])):
+        owner, claims = matched.owner, matched.other_claims
+        if not (match.exact or hashing.colours_compatible(matched.colour, colours[match.photo_id])):
             continue
-        claims = tuple(sorted(other_claims.get(match.matched_photo_id, ())))
         if owner != customer_id:
             kind: ReuseKind = "other_customer"
         elif claims:
