@@ -26,8 +26,14 @@ def migrate() -> None:
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
-    typer.echo(f"database at {_redact(settings.resolved_database_url)} is up to date")
+    before, after = upgrade(settings.resolved_database_url)
+    where = _redact(settings.resolved_database_url)
+    if before is None:
+        typer.echo(f"created the schema (revision {after}) in {where}")
+    elif before != after:
+        typer.echo(f"upgraded {where} from revision {before} to {after}")
+    else:
+        typer.echo(f"database at {where} is up to date (revision {after})")
 
 
 @app.command()
