@@ -53,3 +53,23 @@ def fmt(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={fmt(v)}" for k, v in list(value.items())[:6])
     return str(value)
+
+
+# The unit each signal's value and threshold are in (claims_api.verification.signals);
+# the rest are counts, scores or produce names and show as they are.
+_HOURS = frozenset({"claim_window", "claim_before_delivery", "captured_before_delivery"})
+_CENTS = frozenset({"amount_over_cap", "paid_amount_30d", "trust"})
+_RATES = frozenset({"claim_rate", "pickup_point_claim_rate"})
+
+
+def signal_value(value: object, code: str, threshold: bool = False) -> str:
+    """A signal's value or threshold with its unit: hours, money or a percentage."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return fmt(value)
+    if code in _HOURS:
+        return f"{value:.4g} h"
+    if code in _CENTS and (threshold or code != "trust"):  # trust's value is its level
+        return money(int(value))
+    if code in _RATES:
+        return pct(value)
+    return fmt(value)

@@ -46,7 +46,11 @@ from claims_api.web.text import (
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters.update(
-    money=filters.money, when=filters.when, pct=filters.pct, fmt=filters.fmt
+    money=filters.money,
+    when=filters.when,
+    pct=filters.pct,
+    fmt=filters.fmt,
+    signal_value=filters.signal_value,
 )
 templates.env.globals.update(duration=filters.duration)
 router = APIRouter(prefix="/web", include_in_schema=False)
