@@ -55,6 +55,7 @@ from bench.common import (
     machine_state,
     photo_bytes,
     postgres_available,
+    postgres_cpu_seconds,
     print_table,
     process_tree,
     rotten_apples,
@@ -542,15 +543,23 @@ def bench_phase(
         slots = make_slots(server, len(photos.main))
         stages_before = photo_stage_totals(server.base_url)
         client_cpu = time.process_time()
+        db_cpu = postgres_cpu_seconds() if url else None
         with RssSampler(server.pids) as sampler:
             outcomes, wall = drive(server, slots, photos.main, concurrency, args.duration)
         client_cpu = time.process_time() - client_cpu
+        if db_cpu is not None and (db_cpu_after := postgres_cpu_seconds()) is not None:
+            # PostgreSQL on this host shares the cores too; it is not in the server's figure
+            row_db_cpu = round((db_cpu_after - db_cpu) * 1000 / max(1, len(outcomes)), 1)
+        else:
+            row_db_cpu = None
         stages = stage_means_ms(stages_before, photo_stage_totals(server.base_url))
         row = phase_row(db, concurrency, outcomes, wall, sampler.report())
         row["relay"] = "apart" if relay_apart else "in-process"
         row["server_photo_stage_ms"] = stages  # means in the server, under this load
         # the load generator shares the cores with the server: what it costs is not the server's
         row["client_cpu_ms_per_claim"] = round(client_cpu * 1000 / max(1, len(outcomes)), 1)
+        if row_db_cpu is not None:
+            row["db_cpu_ms_per_claim"] = row_db_cpu
         if not row["auto"]:  # nothing auto-approved: check payment with photos the model likes
             probe, _ = drive(server, make_slots(server, len(photos.probe)), photos.probe, 1, 60.0)
             row["probe"] = paid_check(probe)
@@ -655,7 +664,8 @@ def report(result: dict[str, Any]) -> None:
         result["phases"],
         ["db", "relay", "concurrency", "requests", "errors", "claims_per_s",
          "inprocess_photos_per_s", "vs_inprocess", "cpu_ratio", "p50_ms",
-         "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "cpu_ms_per_claim", "auto", "manual",
+         "p95_ms", "p99_ms", "upload_p50_ms", "claim_p50_ms", "cpu_ms_per_claim",
+         "db_cpu_ms_per_claim", "auto", "manual",
          "peak_rss_mb", "peak_pss_mb", "processes"],
     )  # fmt: skip
     for row in result["phases"]:

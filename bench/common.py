@@ -251,6 +251,26 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / tick
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by this host's PostgreSQL server: every ``postgres`` process,
+    plus what its exited children (closed backends) used, from /proc. None when there is no
+    such process to read (the database runs elsewhere, or no /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition("(")[2].rpartition(")")
+        if name != "postgres":
+            continue
+        fields = rest.split()
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        found = True
+    return total / tick if found else None
+
+
 def _pss_kb(pid: int) -> int:
     """Proportional set size: shared pages (libraries, copy-on-write) split among sharers."""
     try:
