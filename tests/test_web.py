@@ -399,10 +399,10 @@ def test_signal_values_show_their_units():
     from claims_api.web.filters import signal_value
 
     assert signal_value(2.5, "claim_window") == "2.5 h"
-    assert signal_value(120, "claim_window", threshold=True) == "120 h"
+    assert signal_value(120, "claim_window") == "120 h"
     assert signal_value(6800, "amount_over_cap") == "¥68.00"
     assert signal_value("new", "trust") == "new"
-    assert signal_value(5000, "trust", threshold=True) == "¥50.00"
+    assert signal_value(5000, "trust") == "¥50.00"
     assert signal_value(0.25, "claim_rate") == "25.0%"
     assert signal_value(3, "claim_frequency") == "3"
     assert signal_value(None, "claim_window") == "–"

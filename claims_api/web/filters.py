@@ -62,13 +62,14 @@ _CENTS = frozenset({"amount_over_cap", "paid_amount_30d", "trust"})
 _RATES = frozenset({"claim_rate", "pickup_point_claim_rate"})
 
 
-def signal_value(value: object, code: str, threshold: bool = False) -> str:
-    """A signal's value or threshold with its unit: hours, money or a percentage."""
+def signal_value(value: object, code: str) -> str:
+    """A signal's value or threshold with its unit: hours, money or a percentage (trust's
+    value is its level, a word, and shows as it is)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return fmt(value)
     if code in _HOURS:
         return f"{value:.4g} h"
-    if code in _CENTS and (threshold or code != "trust"):  # trust's value is its level
+    if code in _CENTS:
         return money(int(value))
     if code in _RATES:
         return pct(value)
