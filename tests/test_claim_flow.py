@@ -300,7 +300,11 @@ def test_metrics_count_photos_claims_by_route_and_time_each_photo_stage(api):
     manual = 'freshclaim_claims_decided_total{route="manual"}'
     good = 'freshclaim_photos_uploaded_total{quality_ok="true"}'
     decodes = 'freshclaim_photo_stage_seconds_count{stage="decode"}'
-    before = {name: _metric(api, name) for name in (auto, manual, good, decodes)}
+    decode_cpu = 'freshclaim_photo_stage_cpu_seconds_total{stage="decode"}'
+    total_cpu = 'freshclaim_photo_stage_cpu_seconds_total{stage="total"}'
+    before = {
+        name: _metric(api, name) for name in (auto, manual, good, decodes, decode_cpu, total_cpu)
+    }
 
     key = "metrics-1"
     api.claim(customer, [api.upload_fruit(customer)], key=key)
@@ -311,6 +315,9 @@ def test_metrics_count_photos_claims_by_route_and_time_each_photo_stage(api):
     assert after[auto] - before[auto] == 1 and after[manual] - before[manual] == 1
     assert after[good] - before[good] == 3 and after[decodes] - before[decodes] == 3
     assert _metric(api, 'freshclaim_photo_stage_seconds_sum{stage="total"}') > 0
+    # CPU per stage: the decode is part of the photo's total, which holds every thread's share
+    spent = {name: after[name] - before[name] for name in (decode_cpu, total_cpu)}
+    assert 0 < spent[decode_cpu] < spent[total_cpu]
 
 
 def test_a_slow_model_leaves_the_photo_unscored_and_the_claim_goes_to_a_person(

@@ -200,7 +200,7 @@ def upload_photo(
         # 23 rows as one bulk insert: no ORM objects to track for rows this request never reads
         session.execute(insert(PhotoHash), hash_rows(photo, processed.hashes))
         out = photo_out(photo)
-    observe_photo(not problems, processed.timings_ms)  # once committed
+    observe_photo(not problems, processed.timings_ms, processed.cpu_ms)  # once committed
     return out
 
 
