@@ -542,10 +542,12 @@ def photo_stage_totals(base_url: str) -> tuple[StageTotals, StageTotals]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             stage = sample.labels.get("stage")
+            counted = sample.name.endswith("_total")  # counters also export _created
             if family.name == "freshclaim_photos_uploaded":
-                photos += sample.value if sample.name.endswith("_total") else 0.0
+                photos += sample.value if counted else 0.0
             elif family.name == "freshclaim_photo_stage_cpu_seconds":
-                cpu[stage] = sample.value if sample.name.endswith("_total") else cpu.get(stage, 0)
+                if counted:
+                    cpu[stage] = sample.value
             elif family.name != "freshclaim_photo_stage_seconds":
                 continue
             elif sample.name.endswith("_sum"):
