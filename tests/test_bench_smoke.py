@@ -55,6 +55,7 @@ def test_queue_benchmark_quick(tmp_path: Path) -> None:
         ("thread", 1, 8),
         ("thread", 2, 8),
         ("process", 2, 8),
+        ("paced", 2, 8),
     ]
     assert "Index Scan" in result["lease_statements"]["plans"][0]
 
