@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for count in args.reviewers:
                 for mode in args.modes:
                     if mode != "thread" and count == 1:
-                        continue  # one reviewer: the same as one thread
+                        continue  # one reviewer overlaps with no one: the thread row covers it
                     reviewers = make_reviewers(db, count, f"r{len(rows)}")
                     rows.append(run_reviewers(db, reviewers, args.decisions // count, mode,
                                               args.think_ms / 1000))  # fmt: skip
