@@ -182,6 +182,25 @@ def test_fuzz_corrupted_bytes_never_crash(data: bytes, edits: list[tuple[int, in
     _outcome(bytes(mutable))
 
 
+@pytest.mark.parametrize("size", [(256, 42240), (42240, 256), (50000, 100), (20000, 2)])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_long_thin_photos_are_judged_not_crashed_on(
+    size: tuple[int, int], orientation: int
+) -> None:
+    # Found by mutating real JPEGs: a header declaring 256x42240 (under the pixel limit) made
+    # the small image 2 px wide, too narrow for the blur tiles' 6x8 grid: a 500, not an answer.
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (150, 90, 40)).save(buffer, "JPEG", quality=80, exif=exif.tobytes())
+    result = process_upload(buffer.getvalue())
+    upright = size if orientation == 1 else size[::-1]
+    assert (result.width, result.height) == upright
+    assert max(result.stored_width, result.stored_height) == 2048
+    assert not result.quality.ok
+
+
+# --- good photos -------------------------------------------------------------------------
 # --- good photos -------------------------------------------------------------------------
 
 

@@ -238,12 +238,19 @@ def edge_tiles(
     if width * height <= 4 * side * side:
         whole = full.convert("L")
         return [whole.transpose(turn) if turn is not None else whole]
+    side = min(side, width, height)  # a long, thin photo: the tiles span its short side
     grey = np.asarray(small.convert("L"), dtype=np.float32)
     detail = np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1, :]
-    rows, cols = 6, 8
-    cell_h, cell_w = max(1, detail.shape[0] // rows), max(1, detail.shape[1] // cols)
-    cells = detail[: cell_h * rows, : cell_w * cols].reshape(rows, cell_h, cols, cell_w)
-    scores = cells.mean(axis=(1, 3)).ravel()
+    # a 6x8 grid, or as many cells as the small image has pixels across
+    rows, cols = min(6, detail.shape[0]), min(8, detail.shape[1])
+    if rows and cols:
+        cell_h, cell_w = detail.shape[0] // rows, detail.shape[1] // cols
+        cells = detail[: cell_h * rows, : cell_w * cols].reshape(rows, cell_h, cols, cell_w)
+        scores = cells.mean(axis=(1, 3)).ravel()
+    else:  # the small image is one pixel thin: one cell, the whole photo
+        rows = cols = 1
+        cell_h, cell_w = small.height, small.width
+        scores = np.zeros(1)
     scale_x, scale_y = width / small.width, height / small.height
     tiles = []
     for index in np.argsort(scores)[::-1][:count]:
