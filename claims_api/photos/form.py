@@ -45,7 +45,7 @@ OPENAPI_REQUEST_BODY: dict[str, Any] = {
                     FILE_FIELD: {
                         "type": "string",
                         "format": "binary",
-                        "description": "JPEG, PNG, WebP or HEIC",
+                        "description": "JPEG, PNG, WebP, HEIC or AVIF",
                     },
                     **{
                         name: {"type": "string", "maxLength": longest}

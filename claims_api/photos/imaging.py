@@ -4,8 +4,8 @@
 costs anything:
 
 1. byte limit;
-2. format sniffed from the magic bytes (JPEG, PNG, WebP, HEIC/HEIF) — the file name and the
-   declared content type are never trusted;
+2. format sniffed from the magic bytes (JPEG, PNG, WebP, HEIC/HEIF, AVIF) — the file name and
+   the declared content type are never trusted;
 3. header only: the pixel limit is enforced BEFORE any pixel is decoded (a PNG declaring
    30000×30000 is refused without allocating it);
 4. EXIF facts (capture time, Software, GPS present, Make/Model) read before they are dropped;
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, features
 
 from claims_api.photos.hashing import HashPair, PhotoHashes, compute_hashes, query_hashes
 from claims_api.photos.messages import message
@@ -67,6 +67,10 @@ _TAG_OFFSET_TIME = 0x9010
 _TAG_OFFSET_TIME_ORIGINAL = 0x9011
 
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+# AVIF files also name the generic HEIF brand mif1, so they are told apart first. Pillow
+# decodes them (and maps their rotation boxes to the EXIF orientation) when built with libavif.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_AVIF_DECODER = features.check("avif")
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,8 @@ class ExifFacts:
 
 @dataclass(frozen=True)
 class ProcessedPhoto:
-    format: str  # "jpeg" | "png" | "webp" | "heif": what the bytes are, not what they claimed
+    # "jpeg", "png", "webp", "heif" or "avif": what the bytes are, not what they claimed
+    format: str
     width: int  # of the original, after orientation
     height: int
     stored_bytes: bytes = field(repr=False)
@@ -193,7 +198,10 @@ def sniff_format(data: bytes) -> str | None:
     if len(data) >= 12 and data[4:8] == b"ftyp":
         box_size = int.from_bytes(data[:4], "big")
         brands = data[8:12] + data[16 : min(box_size, 64)]
-        if any(brands[i : i + 4] in _HEIF_BRANDS for i in range(0, len(brands) - 3, 4)):
+        named = {brands[i : i + 4] for i in range(0, len(brands) - 3, 4)}
+        if named & _AVIF_BRANDS:
+            return "AVIF" if _AVIF_DECODER else None
+        if named & _HEIF_BRANDS:
             return "HEIF"
     return None
 

@@ -20,7 +20,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "file_too_large": "The photo file is too large — please send a smaller or compressed "
         "photo.",
         "unsupported_format": "This file is not a supported photo — please send a JPEG, PNG, "
-        "WebP or HEIC photo.",
+        "WebP, HEIC or AVIF photo.",
         "image_too_large": "The photo has too many pixels — please send a smaller photo.",
         "corrupt_image": "The photo could not be read (the file is damaged or incomplete) — "
         "please take it again.",
@@ -40,7 +40,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "zh": {
         "empty_file": "上传的文件是空的，请选择一张照片后重试。",
         "file_too_large": "照片文件太大，请发送较小或压缩后的照片。",
-        "unsupported_format": "不支持该文件格式，请发送 JPEG、PNG、WebP 或 HEIC 照片。",
+        "unsupported_format": "不支持该文件格式，请发送 JPEG、PNG、WebP、HEIC 或 AVIF 照片。",
         "image_too_large": "照片像素过多，请发送尺寸较小的照片。",
         "corrupt_image": "无法读取照片（文件已损坏或不完整），请重新拍摄。",
         "too_small": "照片太小，无法核查，请发送原图。",
