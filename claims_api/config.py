@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         "(a decoded multi-megapixel image each) under a burst of uploads.",
     )
     max_upload_bytes: int = 20 * 1024 * 1024
+    upload_bytes_in_flight: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Bytes of photo uploads one process holds in memory at once (0: no bound). "
+        "An upload reserves its declared size (max_upload_bytes when chunked) before its body "
+        "is read; those that do not fit wait in arrival order for upload_queue_seconds, then "
+        "get 503 `server_busy` with Retry-After.",
+    )
+    upload_queue_seconds: float = Field(
+        default=10.0, gt=0, description="How long an upload waits for upload_bytes_in_flight."
+    )
     upload_idle_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -20,7 +20,7 @@ from claims_api.errors import install_error_handlers
 from claims_api.observability import install_metrics
 from claims_api.orders.router import router as orders_router
 from claims_api.photos.router import router as photos_router
-from claims_api.photos.upload_limit import UploadSizeLimit
+from claims_api.photos.upload_limit import UploadBudget, UploadSizeLimit
 from claims_api.profiles.router import router as profiles_router
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
@@ -58,7 +58,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if container is not None:
         app.state.container = container
     app.add_middleware(
-        UploadSizeLimit, limit=settings.max_upload_bytes, paths=frozenset({"/v1/photos"})
+        UploadSizeLimit,
+        limit=settings.max_upload_bytes,
+        paths=frozenset({"/v1/photos"}),
+        budget=UploadBudget(settings.upload_bytes_in_flight)
+        if settings.upload_bytes_in_flight
+        else None,
+        wait_seconds=settings.upload_queue_seconds,
     )
     install_error_handlers(app)
     install_metrics(app)

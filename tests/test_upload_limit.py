@@ -122,3 +122,110 @@ def test_processing_slots_are_handed_out_in_arrival_order() -> None:
     slots.release()
     with pytest.raises(ValueError):
         slots.release()
+
+
+# --- the bytes all uploads hold together ---------------------------------------------------
+
+
+def test_upload_budget_hands_out_bytes_in_arrival_order() -> None:
+    from claims_api.photos.upload_limit import UploadBudget
+
+    async def scenario() -> list[str]:
+        budget, order = UploadBudget(100), []
+        first = await budget.acquire(60, 1.0)
+
+        async def wait(name: str, size: int) -> None:
+            assert await budget.acquire(size, 1.0) == size
+            order.append(name)
+
+        large = asyncio.create_task(wait("large", 60))
+        await asyncio.sleep(0)
+        small = asyncio.create_task(wait("small", 10))  # fits now, but arrived later
+        await asyncio.sleep(0.01)
+        assert order == [] and budget.free == 40
+        budget.release(first)
+        await asyncio.gather(large, small)
+        assert budget.free == 30
+        return order
+
+    assert asyncio.run(scenario()) == ["large", "small"]
+
+
+def test_upload_budget_wait_runs_out_or_is_cancelled_without_leaking_bytes() -> None:
+    from claims_api.photos.upload_limit import UploadBudget
+
+    async def scenario() -> None:
+        budget = UploadBudget(100)
+        held = await budget.acquire(500, 1.0)  # more than the budget: all of it
+        assert held == 100 and budget.free == 0
+        assert await budget.acquire(10, 0.02) is None  # the wait ran out
+        gone = asyncio.create_task(budget.acquire(10, 5.0))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # the client left while waiting
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        behind = asyncio.create_task(budget.acquire(30, 1.0))
+        await asyncio.sleep(0)
+        budget.release(held)
+        assert await behind == 30
+        budget.release(30)
+        assert budget.free == 100 and not budget._waiters
+
+    asyncio.run(scenario())
+
+
+def test_uploads_that_do_not_fit_the_budget_wait_then_get_503() -> None:
+    """ASGI level: while one upload holds the whole budget, a second waits its time and is
+    answered 503 server_busy before any of its body is read; other paths are not held."""
+    from claims_api.photos.upload_limit import UploadBudget
+
+    release_first = asyncio.Event()
+    reads: dict[str, int] = {"first": 0, "second": 0, "other": 0}
+
+    async def app(scope: dict, receive, send) -> None:
+        await receive()
+        if scope["path"] == "/v1/photos" and scope["name"] == "first":
+            await release_first.wait()
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    limited = UploadSizeLimit(
+        app,
+        limit=LIMIT,
+        paths=frozenset({"/v1/photos"}),
+        budget=UploadBudget(LIMIT),
+        wait_seconds=0.05,
+    )
+
+    def request(name: str, path: str = "/v1/photos") -> tuple[dict, object, object, list]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            reads[name] += 1
+            return {"type": "http.request", "body": b"\0" * 1000, "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": path, "name": name,
+                 "headers": [(b"content-length", str(LIMIT).encode())]}  # fmt: skip
+        return scope, receive, send, sent
+
+    async def scenario() -> tuple[list, list, list]:
+        *first, first_sent = request("first")
+        first_task = asyncio.create_task(limited(*first))
+        await asyncio.sleep(0.01)
+        *second, second_sent = request("second")
+        *other, other_sent = request("other", "/v1/claims")
+        await asyncio.gather(limited(*second), limited(*other))
+        release_first.set()
+        await first_task
+        return first_sent, second_sent, other_sent
+
+    first_sent, second_sent, other_sent = asyncio.run(scenario())
+    assert first_sent[0]["status"] == 201 and other_sent[0]["status"] == 201
+    assert second_sent[0]["status"] == 503 and reads["second"] == 0
+    headers = dict(second_sent[0]["headers"])
+    assert headers[b"retry-after"] == b"5" and headers[b"connection"] == b"close"
+    assert json.loads(second_sent[1]["body"])["error"]["code"] == "server_busy"
+    assert limited.budget.free == LIMIT
