@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         "(a decoded multi-megapixel image each) under a burst of uploads.",
     )
     max_upload_bytes: int = 20 * 1024 * 1024
+    upload_body_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="An upload whose whole body has not arrived within this long is answered 408 "
+        "`upload_timeout` (a 12-MP photo takes ~30 s at 1 Mbit/s): a body sent a byte at a time "
+        "would otherwise hold its share of upload_bytes_in_flight for ever.",
+    )
     upload_bytes_in_flight: int = Field(
         default=256 * 1024 * 1024,
         ge=0,

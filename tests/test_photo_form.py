@@ -270,6 +270,27 @@ def test_an_upload_that_stops_arriving_is_answered_408(api: Api, photo: bytes) -
     assert time.monotonic() - started < 5
 
 
+def test_an_upload_trickling_in_for_too_long_is_answered_408(api: Api, photo: bytes) -> None:
+    """A body that never pauses as long as the idle timeout but never ends either (a byte at
+    a time) would hold its share of the upload budget for ever: it has a limit in all."""
+    api.container.settings.upload_body_seconds = 0.4
+    body = _body(_part("file", photo, "a.jpg"))
+    pulled = 0
+
+    async def receive() -> dict:
+        nonlocal pulled
+        pulled += 1
+        await asyncio.sleep(0.01)
+        return {"type": "http.request", "body": body[pulled - 1 : pulled], "more_body": True}
+
+    started = time.monotonic()
+    sent = _asgi_upload(api, receive)
+    assert 0.4 <= time.monotonic() - started < 5 and pulled > 20
+    assert sent[0]["status"] == 408
+    error = json.loads(sent[1]["body"])["error"]
+    assert error["code"] == "upload_timeout" and "0.4 s to arrive" in error["message"]
+
+
 def test_the_file_part_needs_no_plain_filename(api: Api, photo: bytes) -> None:
     """Clients name the file differently (RFC 5987 ``filename*``, or none at all): the part
     named ``file`` is the photo either way."""

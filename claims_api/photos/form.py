@@ -203,21 +203,25 @@ async def read_photo_form(request: Request, container: ContainerDep) -> PhotoFor
     reader = _PhotoFormReader(settings.max_upload_bytes)
     idle = settings.upload_idle_timeout_seconds
     loop = asyncio.get_running_loop()
+    # a body trickling in forever holds its share of the upload budget: a limit in all too
+    last_moment = loop.time() + settings.upload_body_seconds
     try:
         parser = MultipartParser(boundary, reader.callbacks())
-        async with asyncio.timeout(idle) as deadline:
+        async with asyncio.timeout(min(idle, settings.upload_body_seconds)) as deadline:
             async for chunk in request.stream():
                 parser.write(chunk)
-                deadline.reschedule(loop.time() + idle)  # the limit is per pause, not in all
+                deadline.reschedule(min(loop.time() + idle, last_moment))
         parser.finalize()
     except MultipartParseError as exc:
         raise _malformed(str(exc) or type(exc).__name__) from exc
     except ClientDisconnect as exc:  # the mini-program lost its connection mid-upload
         raise ApiError(400, "client_disconnected", "The photo did not arrive in full.") from exc
     except TimeoutError as exc:
-        raise ApiError(
-            408, "upload_timeout", f"The photo stopped arriving for {idle:g} s; please try again."
-        ) from exc
+        if loop.time() >= last_moment:
+            text = f"The photo took more than {settings.upload_body_seconds:g} s to arrive"
+        else:
+            text = f"The photo stopped arriving for {idle:g} s"
+        raise ApiError(408, "upload_timeout", f"{text}; please try again.") from exc
     if parser.state != MultipartState.END:  # e.g. a body cut short by a proxy
         raise _malformed("the body ended before the closing boundary")
     return reader.result()
