@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
@@ -32,6 +32,7 @@ FILE_FIELD = "file"
 TEXT_FIELDS = {"order_id": 100, "line_id": 100}  # name: longest accepted value
 MAX_PARTS = 16  # the form has three; a body of thousands of tiny parts is refused early
 MAX_PART_HEADER_BYTES = 8 * 1024
+MAX_BOUNDARY_LENGTH = 70  # RFC 2046
 
 # The request body as OpenAPI describes it (the endpoint reads the body itself).
 OPENAPI_REQUEST_BODY: dict[str, Any] = {
@@ -199,6 +200,8 @@ async def read_photo_form(request: Request, container: ContainerDep) -> PhotoFor
     boundary = params.get(b"boundary")
     if not boundary:
         raise _malformed("no boundary in Content-Type")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise _malformed(f"a boundary longer than {MAX_BOUNDARY_LENGTH} characters")
     settings = container.settings
     reader = _PhotoFormReader(settings.max_upload_bytes)
     idle = settings.upload_idle_timeout_seconds
@@ -212,7 +215,7 @@ async def read_photo_form(request: Request, container: ContainerDep) -> PhotoFor
                 parser.write(chunk)
                 deadline.reschedule(min(loop.time() + idle, last_moment))
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # the parser's own errors, its constructor's included
         raise _malformed(str(exc) or type(exc).__name__) from exc
     except ClientDisconnect as exc:  # the mini-program lost its connection mid-upload
         raise ApiError(400, "client_disconnected", "The photo did not arrive in full.") from exc
