@@ -34,8 +34,8 @@ def mint_customer_token(
 
 
 @router.post("/v1/auth/login", response_model=ReviewerTokenOut, summary="Reviewer login")
-def login(body: LoginIn, session: DbSession, container: ContainerDep) -> ReviewerTokenOut:
-    reviewer = service.authenticate_reviewer(session, body.username, body.password)
+def login(body: LoginIn, container: ContainerDep) -> ReviewerTokenOut:
+    reviewer = service.authenticate_reviewer(container.db, body.username, body.password)
     if reviewer is None:
         raise ApiError(401, "invalid_credentials", "Wrong username or password.")
     token, expires = service.issue_token(

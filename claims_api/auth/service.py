@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -15,13 +17,33 @@ from sqlalchemy.orm import Session
 
 from claims_api.auth.models import ApiKey, Reviewer
 from claims_api.auth.principal import Principal
-from claims_api.db import new_id, utcnow
+from claims_api.db import Database, new_id, utcnow
 from claims_api.errors import ApiError, conflict
 
 KEY_ROLES = ("shop", "admin")
 REVIEWER_ROLES = ("reviewer", "admin")
 _ALGORITHM = "HS256"
 _passwords = PasswordHasher()
+# Argon2 with these defaults takes ~0.2 s and 64 MB per password (RFC 9106's second profile):
+# a burst of logins, one per threadpool thread, would hold gigabytes. Two at a time bound it;
+# the others queue for a few tenths of a second each.
+_PASSWORD_WORK = threading.BoundedSemaphore(2)
+
+
+def _hash_password(password: str) -> str:
+    with _PASSWORD_WORK:
+        return _passwords.hash(password)
+
+
+def _password_matches(password_hash: str | None, password: str) -> bool:
+    with _PASSWORD_WORK:
+        if password_hash is None:
+            _passwords.hash(password)  # same work either way: no user-enumeration by timing
+            return False
+        try:
+            return _passwords.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def _digest(key: str) -> str:
@@ -89,7 +111,7 @@ def create_reviewer(
     reviewer = Reviewer(
         id=new_id("rev"),
         username=username,
-        password_hash=_passwords.hash(password),
+        password_hash=_hash_password(password),
         role=role,
         created_at=utcnow(),
     )
@@ -101,19 +123,31 @@ def create_reviewer(
     return reviewer
 
 
-def authenticate_reviewer(session: Session, username: str, password: str) -> Reviewer | None:
-    reviewer = session.scalar(select(Reviewer).where(Reviewer.username == username))
-    if reviewer is None or not reviewer.active:
-        _passwords.hash(password)  # same work either way: no user-enumeration by timing
-        return None
-    try:
-        _passwords.verify(reviewer.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return reviewer
+@dataclass(frozen=True)
+class VerifiedReviewer:
+    """A reviewer whose password has just been checked."""
+
+    id: str
+    username: str
+    role: str
 
 
-def reviewer_principal(reviewer: Reviewer) -> Principal:
+def authenticate_reviewer(db: Database, username: str, password: str) -> VerifiedReviewer | None:
+    """The reviewer is read in a transaction of its own and the password checked after it has
+    ended: the Argon2 work holds no database connection, and on SQLite no write lock."""
+    with db.read_session() as session:
+        row = session.execute(
+            select(Reviewer.id, Reviewer.username, Reviewer.role, Reviewer.password_hash).where(
+                Reviewer.username == username, Reviewer.active.is_(True)
+            )
+        ).one_or_none()
+    matched = _password_matches(row.password_hash if row else None, password)
+    if row is None or not matched:
+        return None
+    return VerifiedReviewer(id=row.id, username=row.username, role=row.role)
+
+
+def reviewer_principal(reviewer: Reviewer | VerifiedReviewer) -> Principal:
     return Principal(
         kind="reviewer", id=reviewer.id, name=reviewer.username, admin=reviewer.role == "admin"
     )

@@ -198,9 +198,11 @@ def login(request: Request, form: Form) -> Response:
         return _login_failed(request, "login.expired", target, 403)
     username, password = form.get("username", "")[:100], form.get("password", "")[:200]
     ttl = container.settings.reviewer_token_ttl_seconds
-    with container.db.session() as session:
-        reviewer = auth.authenticate_reviewer(session, username, password) if username else None
-        token = start_session(session, reviewer, ttl) if reviewer else None
+    reviewer = auth.authenticate_reviewer(container.db, username, password) if username else None
+    token = None
+    if reviewer is not None:
+        with container.db.session() as session:
+            token = start_session(session, reviewer.id, ttl)
     if token is None:
         return _login_failed(request, "login.failed", target, 401)
     response = _redirect(target)

@@ -52,17 +52,17 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(session: Session, reviewer: Reviewer, ttl_seconds: int) -> str:
+def start_session(session: Session, reviewer_id: str, ttl_seconds: int) -> str:
     """Records a new session and returns the cookie token (never stored in clear)."""
     now = utcnow()
     session.execute(
-        delete(WebSession).where(WebSession.reviewer_id == reviewer.id, WebSession.expires_at < now)
+        delete(WebSession).where(WebSession.reviewer_id == reviewer_id, WebSession.expires_at < now)
     )
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
             id=_digest(token),
-            reviewer_id=reviewer.id,
+            reviewer_id=reviewer_id,
             csrf=new_csrf_token(),
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
