@@ -418,16 +418,17 @@ def upload_bodies(photos: list[Path], folder: Path, name: str) -> list[UploadBod
 
 
 def one_claim(client: LoadClient, slot: Slot, upload: UploadBody) -> Outcome:
-    body, content_type = upload.path, upload.content_type
     auth = {"Authorization": f"Bearer {slot.token}"}
     start = time.perf_counter()
-    upload_status, upload = client.post("/v1/photos", body, {**auth, "Content-Type": content_type})
+    upload_status, photo = client.post(
+        "/v1/photos", upload.path, {**auth, "Content-Type": upload.content_type}
+    )
     uploaded = time.perf_counter()
     if upload_status != 201:
         ms = (uploaded - start) * 1000
         return Outcome(ms, 0.0, ms, upload_status, 0)
     claim = {"order_id": slot.order_id, "line_id": "1", "issue": "rotten",
-             "affected_quantity": 1, "photo_ids": [json.loads(upload)["id"]]}  # fmt: skip
+             "affected_quantity": 1, "photo_ids": [json.loads(photo)["id"]]}  # fmt: skip
     claim_status, answer = client.post(
         "/v1/claims",
         json.dumps(claim).encode(),
