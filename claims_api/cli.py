@@ -142,6 +142,21 @@ def reviewers_create(
     typer.echo(f"created {role} {username} ({reviewer.id})")
 
 
+@reviewers_app.command("unlock")
+def reviewers_unlock(username: Annotated[str, typer.Option()]) -> None:
+    """Let a username sign in again now, before its failed-login window ends."""
+    from claims_api.auth.throttle import clear_user
+    from claims_api.db import Database
+
+    db = Database(get_settings().resolved_database_url)
+    try:
+        with db.session() as session:
+            clear_user(session, username)
+    finally:
+        db.dispose()
+    typer.echo(f"cleared the failed logins of {username}")
+
+
 @app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],

@@ -76,6 +76,23 @@ class Settings(BaseSettings):
 
     customer_token_ttl_seconds: int = 3600
     reviewer_token_ttl_seconds: int = 12 * 3600
+    login_failures_per_user: int = Field(
+        default=10,
+        ge=0,
+        description="Failed logins to one username within login_failure_window_seconds before "
+        "that username is refused with 429 `too_many_login_attempts`, right password or not, "
+        "until the window ends (0: no limit). A login that succeeds clears the count.",
+    )
+    login_failures_per_address: int = Field(
+        default=50,
+        ge=0,
+        description="The same for all usernames tried from one client address (0: no limit). "
+        "Behind a proxy, set uvicorn's FORWARDED_ALLOW_IPS to its address so the client's is "
+        "used.",
+    )
+    login_failure_window_seconds: int = Field(
+        default=900, gt=0, description="The window in which failed logins are counted."
+    )
     review_lease_seconds: int = 300
     decision_budget_seconds: float = Field(
         default=2.0, description="Time allowed to score a photo; past it the photo stays unscored."

@@ -44,6 +44,12 @@ DbSession = Annotated[Session, Depends(get_db, scope="function")]
 ReadSession = Annotated[Session, Depends(get_read_db, scope="function")]
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address; uvicorn's proxy-headers middleware puts the forwarded one here
+    for proxies listed in FORWARDED_ALLOW_IPS."""
+    return request.client.host if request.client else None
+
+
 def _principal_for_api_key(container: Container, key: str) -> Principal | None:
     with container.db.read_session() as session:
         return auth.principal_for_api_key(session, key)

@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from claims_api.auth import throttle
 from claims_api.auth.models import ApiKey, Reviewer
 from claims_api.auth.principal import Principal
+from claims_api.auth.throttle import LoginLimits
 from claims_api.db import Database, new_id, utcnow
 from claims_api.errors import ApiError, conflict
 
@@ -36,14 +38,14 @@ def _hash_password(password: str) -> str:
 
 
 def _password_matches(password_hash: str | None, password: str) -> bool:
-    with _PASSWORD_WORK:
-        if password_hash is None:
-            _passwords.hash(password)  # same work either way: no user-enumeration by timing
-            return False
-        try:
-            return _passwords.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    """The Argon2 check; the caller holds a ``_PASSWORD_WORK`` slot."""
+    if password_hash is None:
+        _passwords.hash(password)  # same work either way: no user-enumeration by timing
+        return False
+    try:
+        return _passwords.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def _digest(key: str) -> str:
@@ -132,19 +134,66 @@ class VerifiedReviewer:
     role: str
 
 
-def authenticate_reviewer(db: Database, username: str, password: str) -> VerifiedReviewer | None:
-    """The reviewer is read in a transaction of its own and the password checked after it has
-    ended: the Argon2 work holds no database connection, and on SQLite no write lock."""
-    with db.read_session() as session:
-        row = session.execute(
-            select(Reviewer.id, Reviewer.username, Reviewer.role, Reviewer.password_hash).where(
-                Reviewer.username == username, Reviewer.active.is_(True)
-            )
-        ).one_or_none()
-    matched = _password_matches(row.password_hash if row else None, password)
+class LoginRefused(Exception):
+    """Too many recent failures for this username or address: try again in ``retry_after``
+    seconds. The password was not checked."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"login refused for {retry_after} s")
+        self.retry_after = retry_after
+
+
+def authenticate_reviewer(
+    db: Database,
+    username: str,
+    password: str,
+    *,
+    address: str | None = None,
+    limits: LoginLimits | None = None,
+) -> VerifiedReviewer | None:
+    """Checks the password against the reviewer's row, unless too many logins have failed
+    lately for the username or the address (:mod:`claims_api.auth.throttle`): then raises
+    LoginRefused. Reads run in transactions of their own and the Argon2 work after they have
+    ended, so it holds no database connection, and on SQLite no write lock."""
+    keys = throttle.login_keys(limits, username, address) if limits else []
+    window = limits.window if limits else timedelta(0)
+    if keys:
+        _read_login(db, None, keys, window)  # a refused login does not queue for a slot
+    with _PASSWORD_WORK:
+        # read again in the slot: logins that queued for it before a limit was reached stop
+        # here, so a burst overshoots a limit by at most the slots, not the queue
+        row, failures = _read_login(db, username, keys, window)
+        matched = _password_matches(row.password_hash if row else None, password)
     if row is None or not matched:
+        if keys:
+            with db.session() as session:
+                throttle.record_failure(session, keys, window, utcnow())
         return None
+    if throttle.user_key(username) in failures:
+        with db.session() as session:
+            throttle.clear_user(session, username)
     return VerifiedReviewer(id=row.id, username=row.username, role=row.role)
+
+
+def _read_login(
+    db: Database, username: str | None, keys: list[throttle.LoginKey], window: timedelta
+) -> tuple[Row | None, dict[str, tuple[int, datetime]]]:
+    """The active reviewer's row (when a username is given) and the keys' recent failures, in
+    one read transaction. Raises LoginRefused."""
+    now = utcnow()
+    row = None
+    with db.read_session() as session:
+        failures = throttle.recent_failures(session, keys, window, now)
+        if username is not None:
+            row = session.execute(
+                select(Reviewer.id, Reviewer.username, Reviewer.role, Reviewer.password_hash).where(
+                    Reviewer.username == username, Reviewer.active.is_(True)
+                )
+            ).one_or_none()
+    wait = throttle.seconds_refused(failures, keys, window, now)
+    if wait is not None:
+        raise LoginRefused(wait)
+    return row, failures
 
 
 def reviewer_principal(reviewer: Reviewer | VerifiedReviewer) -> Principal:

@@ -17,7 +17,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import ClientDisconnect
 
 from claims_api.auth import service as auth
+from claims_api.auth.throttle import LoginLimits
 from claims_api.container import Container
+from claims_api.deps import client_address
 from claims_api.errors import ApiError
 from claims_api.photos import service as photos
 from claims_api.review import service as review
@@ -198,7 +200,22 @@ def login(request: Request, form: Form) -> Response:
         return _login_failed(request, "login.expired", target, 403)
     username, password = form.get("username", "")[:100], form.get("password", "")[:200]
     ttl = container.settings.reviewer_token_ttl_seconds
-    reviewer = auth.authenticate_reviewer(container.db, username, password) if username else None
+    try:
+        reviewer = (
+            auth.authenticate_reviewer(
+                container.db,
+                username,
+                password,
+                address=client_address(request),
+                limits=LoginLimits.from_settings(container.settings),
+            )
+            if username
+            else None
+        )
+    except auth.LoginRefused as exc:
+        response = _login_failed(request, "login.locked", target, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     token = None
     if reviewer is not None:
         with container.db.session() as session:
