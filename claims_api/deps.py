@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
+import anyio
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +14,8 @@ from claims_api.auth import service as auth
 from claims_api.auth.principal import Principal
 from claims_api.container import Container
 from claims_api.errors import ApiError
+
+T = TypeVar("T")
 
 # The dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency
 # in the threadpool, and each such hop hands the GIL to a worker thread and back, which under
@@ -42,6 +45,21 @@ def get_read_db(container: ContainerDep) -> Iterator[Session]:
 # next request could miss what the previous one wrote (or a failed commit be reported as 201).
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 ReadSession = Annotated[Session, Depends(get_read_db, scope="function")]
+
+
+# Threads that logins may hold at once. A login can wait ~0.2 s per queued login for a slot
+# to check its password (auth.service); waiting in the threadpool, a flood of logins took
+# every thread and stalled every other sync route (a page took 2.3 s under 60 flooding
+# clients). Logins beyond these wait on the event loop instead, holding no thread.
+LOGIN_THREADS = 4
+
+
+async def in_login_thread(request: Request, function: Callable[[], T]) -> T:
+    """Run a login's blocking work in the threadpool, at most LOGIN_THREADS at once."""
+    limiter = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:  # made on the app's event loop; no await between the check and this
+        limiter = request.app.state.login_limiter = anyio.CapacityLimiter(LOGIN_THREADS)
+    return await anyio.to_thread.run_sync(function, limiter=limiter)
 
 
 def client_address(request: Request) -> str | None:

@@ -68,3 +68,50 @@ def test_password_work_runs_two_at_a_time_and_outside_any_transaction(
         thread.join(timeout=30)
     assert len(results) == 6 and all(r is not None for r in results)
     assert most == 2
+
+
+def test_logins_waiting_for_a_password_slot_hold_no_request_thread(
+    client, container: Container, reviewer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logins past LOGIN_THREADS wait on the event loop: a flood of them cannot take every
+    threadpool thread from the other routes."""
+    from claims_api.deps import LOGIN_THREADS
+
+    inside, most, lock, gate = 0, 0, threading.Lock(), threading.Event()
+    real = service.authenticate_reviewer
+
+    def gated(*args, **kwargs):
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            gate.wait(timeout=30)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                inside -= 1
+
+    monkeypatch.setattr(service, "authenticate_reviewer", gated)
+    answers: list[int] = []
+
+    def wrong_login(username: str) -> None:
+        answer = client.post("/v1/auth/login", json={"username": username, "password": "nope"})
+        answers.append(answer.status_code)
+
+    threads = [
+        threading.Thread(target=wrong_login, args=(f"{reviewer}{i}",))
+        for i in range(3 * LOGIN_THREADS)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while most < LOGIN_THREADS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # give any thread beyond the limit time to show up
+    assert most == LOGIN_THREADS
+    assert client.get("/healthz").status_code == 200  # the others' routes still answer
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [401] * (3 * LOGIN_THREADS)

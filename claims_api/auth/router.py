@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Path, Request
 
 from claims_api.auth import service
 from claims_api.auth.principal import Principal
 from claims_api.auth.schemas import LoginIn, ReviewerTokenOut, TokenOut
 from claims_api.auth.throttle import LoginLimits
-from claims_api.deps import ContainerDep, DbSession, ShopPrincipal, client_address
+from claims_api.container import Container
+from claims_api.deps import (
+    ContainerDep,
+    DbSession,
+    ShopPrincipal,
+    client_address,
+    in_login_thread,
+)
 from claims_api.errors import ERROR_RESPONSES, ApiError, error_body
 from claims_api.orders.service import ensure_customer
 
@@ -52,7 +61,11 @@ def mint_customer_token(
         }
     },
 )
-def login(body: LoginIn, request: Request, container: ContainerDep) -> ReviewerTokenOut:
+async def login(body: LoginIn, request: Request, container: ContainerDep) -> ReviewerTokenOut:
+    return await in_login_thread(request, partial(_login, body, request, container))
+
+
+def _login(body: LoginIn, request: Request, container: Container) -> ReviewerTokenOut:
     try:
         reviewer = service.authenticate_reviewer(
             container.db,

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from claims_api.auth import service as auth
 from claims_api.auth.throttle import LoginLimits
 from claims_api.container import Container
-from claims_api.deps import client_address
+from claims_api.deps import client_address, in_login_thread
 from claims_api.errors import ApiError
 from claims_api.photos import service as photos
 from claims_api.review import service as review
@@ -193,7 +193,11 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, form: Form) -> Response:
+async def login(request: Request, form: Form) -> Response:
+    return await in_login_thread(request, partial(_login, request, form))
+
+
+def _login(request: Request, form: dict[str, str]) -> Response:
     container = _container(request)
     target = _safe_next(form.get("next"))
     if not csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
