@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from claims_api.db import DatabaseBusy
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -105,6 +109,23 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("database_busy", "The service is busy; please retry in a few seconds."),
             status_code=503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses some values that pass validation and that SQLite stores: a NUL
+        # character in any text, an integer past its column's range. The transaction has
+        # been rolled back; the database's own wording stays in the log.
+        log.info(
+            "%s %s: value refused by the database: %s", request.method, request.url.path, exc.orig
+        )
+        return JSONResponse(
+            error_body(
+                "invalid_value",
+                "A value in the request cannot be stored (a NUL character in a text, or a "
+                "number out of range).",
+            ),
+            status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)

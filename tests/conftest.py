@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,14 @@ def migrated_url(
         upgrade(url)
         yield url
         return
+    with migrated_postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def migrated_postgres_schema() -> Iterator[str]:
+    """A URL of a fresh, migrated schema of its own in the test PostgreSQL, dropped after;
+    skips (fails under FRESHCLAIM_REQUIRE_POSTGRES=1) where PostgreSQL is not reachable."""
     problem = _postgres_available()
     if problem:
         if REQUIRE_POSTGRES:
@@ -66,12 +75,14 @@ def migrated_url(
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def _empty_tables(url: str) -> None:

@@ -3,6 +3,7 @@ does not), the API answers without a 5xx, and every 4xx carries the error shape.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,13 +16,25 @@ from claims_api.config import Settings
 from claims_api.container import build_container
 from claims_api.main import create_app
 from claims_api.migrate import upgrade
+from tests.conftest import migrated_postgres_schema
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fuzz_url(request, tmp_path_factory) -> Iterator[str]:
+    """Both backends: PostgreSQL refuses values SQLite stores (a NUL character, say)."""
+    if request.param == "postgres":
+        with migrated_postgres_schema() as url:
+            yield url
+        return
+    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'fuzz.db'}"
+    upgrade(url)
+    yield url
 
 
 @pytest.fixture(scope="module")
-def fuzz_env(tmp_path_factory, tiny_model_path):
+def fuzz_env(fuzz_url, tmp_path_factory, tiny_model_path):
     home = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{home / 'fuzz.db'}"
-    upgrade(url)
+    url = fuzz_url
     container = build_container(
         Settings(
             home=home,

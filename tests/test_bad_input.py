@@ -145,3 +145,44 @@ def test_order_upsert_is_idempotent_and_protects_claimed_lines(api):
         api.client.put("/v1/orders/ord-x", json=naive, headers=api.shop_headers()).status_code
         == 422
     )
+
+
+def test_nul_characters_are_never_a_500(api, client, backend):
+    """PostgreSQL refuses NUL in text (422 invalid_value); SQLite stores it."""
+    customer = api.customer()
+    api.put_order()
+    answers = {
+        "order id": client.get("/v1/orders/ord%001", headers=api.shop_headers()),
+        "order body": client.put(
+            "/v1/orders/ord-2",
+            headers=api.shop_headers(),
+            json={
+                "customer_id": "cust\u00001",
+                "delivered_at": "2026-12-01T08:00:00+00:00",
+                "lines": [
+                    {
+                        "line_id": "L1",
+                        "sku": "S\u0000",
+                        "produce": "apple",
+                        "quantity": 1,
+                        "unit_price_cents": 100,
+                    }
+                ],
+            },
+        ),
+        "claim": api.claim(customer, ["pho_\u0000"], order_id="ord\u00001"),
+        "login": client.post("/v1/auth/login", json={"username": "a\u0000", "password": "x"}),
+        "photo form": api.upload(
+            customer,
+            jpeg_bytes(make_fruit("apple", rotten=True)),
+            order_id="ord\x001",
+            line_id="L1",
+        ),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code < 500, (backend, what, answer.status_code, answer.text)
+        if backend == "postgres":
+            assert 400 <= answer.status_code < 500, (what, answer.status_code, answer.text)
+            assert answer.json()["error"]["code"], what
+    if backend == "postgres":
+        assert answers["order body"].json()["error"]["code"] == "invalid_value"
