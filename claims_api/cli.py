@@ -144,13 +144,19 @@ def reviewers_create(
 
 @reviewers_app.command("unlock")
 def reviewers_unlock(username: Annotated[str, typer.Option()]) -> None:
-    """Let a username sign in again now, before its failed-login window ends."""
+    """Let a reviewer sign in again now, before their failed-login window ends."""
+    from sqlalchemy import select
+
+    from claims_api.auth.models import Reviewer
     from claims_api.auth.throttle import clear_user
     from claims_api.db import Database
 
     db = Database(get_settings().resolved_database_url)
     try:
         with db.session() as session:
+            if session.scalar(select(Reviewer.id).where(Reviewer.username == username)) is None:
+                typer.echo(f"error: no reviewer is named {username!r}", err=True)
+                raise typer.Exit(1)
             clear_user(session, username)
     finally:
         db.dispose()

@@ -82,6 +82,14 @@ _STATUS_CODES = {
 }
 
 
+def _json_problem(error: dict[str, Any]) -> str:
+    """pydantic reports a body that is not JSON at ``("body", <character offset>)``."""
+    loc = error.get("loc", ())
+    where = f" at character {loc[1]}" if len(loc) > 1 else ""
+    reason = (error.get("ctx") or {}).get("error") or error.get("msg", "")
+    return f"The request body is not valid JSON ({reason}{where})."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -93,6 +101,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        broken = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if broken is not None:
+            return JSONResponse(error_body("invalid_json", _json_problem(broken)), status_code=422)
         problems = [
             {"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
             for e in exc.errors()

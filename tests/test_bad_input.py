@@ -90,12 +90,15 @@ def test_invalid_claims_are_refused_and_nothing_is_written(api, container, chang
     assert _rows(container, IdempotencyRecord) == 0
 
 
-def test_claim_without_idempotency_key_is_refused(api):
+@pytest.mark.parametrize(
+    ("key", "code"), [(None, "idempotency_key_required"), ("k" * 201, "invalid_idempotency_key")]
+)
+def test_claim_without_a_usable_idempotency_key_is_refused(api, container, key, code):
     api.put_order()
     customer = api.customer()
     response = api.client.post(
         "/v1/claims",
-        headers=customer,
+        headers={**customer, **({"Idempotency-Key": key} if key else {})},
         json={
             "order_id": "ord-1",
             "line_id": "L1",
@@ -104,10 +107,8 @@ def test_claim_without_idempotency_key_is_refused(api):
             "photo_ids": [api.upload_fruit(customer)],
         },
     )
-    assert (
-        response.status_code == 400
-        and response.json()["error"]["code"] == "idempotency_key_required"
-    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == code
+    assert _rows(container, Claim) == 0
 
 
 def test_malformed_json_is_a_422(api):

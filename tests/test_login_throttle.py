@@ -188,17 +188,23 @@ def test_the_cli_unlocks_a_username(container: Container, settings, reviewers) -
 
     for attempt in range(3):
         assert login(container, "pat", f"guess-{attempt}") is None
-    get_settings.cache_clear()  # the CLI reads its settings from this environment
-    try:
-        result = CliRunner().invoke(
-            app,
-            ["reviewers", "unlock", "--username", "pat"],
-            env={
-                "FRESHCLAIM_HOME": str(settings.home),
-                "FRESHCLAIM_DATABASE_URL": settings.database_url,
-            },
-        )
-    finally:
-        get_settings.cache_clear()
+
+    def unlock(username: str):
+        get_settings.cache_clear()  # the CLI reads its settings from this environment
+        try:
+            return CliRunner().invoke(
+                app,
+                ["reviewers", "unlock", "--username", username],
+                env={
+                    "FRESHCLAIM_HOME": str(settings.home),
+                    "FRESHCLAIM_DATABASE_URL": settings.database_url,
+                },
+            )
+        finally:
+            get_settings.cache_clear()
+
+    unknown = unlock("nosuch")
+    assert unknown.exit_code == 1 and "no reviewer is named 'nosuch'" in unknown.output
+    result = unlock("pat")
     assert result.exit_code == 0, result.output
     assert login(container, "pat", PASSWORD, address="10.0.0.2") is not None

@@ -41,9 +41,13 @@ def create_claim(
     """Auto-approved claims come back ``paid``; all others ``in_review`` with the reasons.
     Retrying with the same ``Idempotency-Key`` and body returns the same claim; the same
     key with a different body is a 409."""
-    if not idempotency_key or not (1 <= len(idempotency_key) <= 200):
+    if not idempotency_key:
         raise ApiError(
             400, "idempotency_key_required", "Send an Idempotency-Key header (1-200 characters)."
+        )
+    if len(idempotency_key) > 200:
+        raise ApiError(
+            400, "invalid_idempotency_key", "The Idempotency-Key header is over 200 characters."
         )
     status, body_out = service.submit_claim(
         session,
