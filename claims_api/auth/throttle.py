@@ -3,7 +3,7 @@
 Each failure adds one to a fixed-window counter (``login_failures``) for ``user:<name>`` and
 for ``addr:<address>``; while either counter has reached its limit, a login for that key is
 refused before its password is checked, so a guessing run costs neither the Argon2 work nor
-a threadpool slot once it is stopped. The counters live in the shared database, so every
+a password slot once it is stopped. The counters live in the shared database, so every
 replica refuses the same key. A success clears its username's counter, not the address's.
 
 The check and the count are separate short transactions around the password check (which
