@@ -407,3 +407,12 @@ def test_signal_values_show_their_units():
     assert signal_value(3, "claim_frequency") == "3"
     assert signal_value(None, "claim_window") == "–"
     assert signal_value(True, "claim_window") == "yes"
+
+
+def test_an_unknown_workbench_address_gets_the_workbench_404_page(client):
+    page = client.get("/web/nope/deeper")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "No such page in the workbench." in page.text and "/web/queue" in page.text
+    assert client.get("/web/static/workbench.css").status_code == 200
+    assert client.get("/v1/nope").json()["error"]["code"] == "not_found"  # the API keeps JSON

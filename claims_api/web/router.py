@@ -70,8 +70,9 @@ SECURITY_HEADERS = {
 
 def install(app: FastAPI) -> None:
     """Adds the workbench to the app: the pages and the static files."""
-    app.include_router(router)
+    # the static files first: the pages end with a catch-all for unknown paths
     app.mount("/web/static", StaticFiles(directory=str(HERE / "static")), name="web_static")
+    app.include_router(router)
 
 
 # ---------------------------------------------------------------- request helpers
@@ -459,3 +460,12 @@ def admin_page(request: Request, user: PageUser, days: int = 7) -> Response:
     with _container(request).db.read_session() as session:
         stats = reviewer_stats(session, days)
     return _render(request, "admin.html", user, stats=stats, days=days)
+
+
+# ---------------------------------------------------------------- unknown pages (keep last)
+
+
+@router.get("/{unknown:path}", include_in_schema=False)
+def unknown_page(request: Request) -> Response:
+    """A mistyped or stale workbench address gets the workbench's page, not the API's JSON."""
+    return _render(request, "error.html", None, 404, code="page_not_found")
