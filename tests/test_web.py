@@ -416,3 +416,13 @@ def test_an_unknown_workbench_address_gets_the_workbench_404_page(client):
     assert "No such page in the workbench." in page.text and "/web/queue" in page.text
     assert client.get("/web/static/workbench.css").status_code == 200
     assert client.get("/v1/nope").json()["error"]["code"] == "not_found"  # the API keeps JSON
+
+
+def test_produce_and_issue_names_follow_the_ui_language(client, container, api):
+    signed_in(client, container)
+    claim = manual_claim(api, "ord-zh", seed=11)
+    client.get("/web/lang?to=zh&back=/web/queue")
+    page = client.get(f"/web/claims/{claim}")
+    assert page.status_code == 200
+    assert "苹果" in page.text and "腐烂" in page.text
+    assert "苹果" in client.get("/web/queue").text

@@ -41,6 +41,7 @@ from claims_api.web.text import (
     customer_message,
     error_text,
     locale_for,
+    named,
     sentence,
     translator,
 )
@@ -144,6 +145,7 @@ def _render(
             "t": translator(locale),
             "sentence": partial(sentence, locale),
             "error_text": partial(error_text, locale),
+            "named": partial(named, locale),
             "locale": locale,
             "user": user,
             **context,

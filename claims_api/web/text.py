@@ -92,6 +92,13 @@ def translator(locale: str) -> Callable[..., str]:
     return t
 
 
+def named(locale: str, kind: str, value: str | None) -> str:
+    """A value's name in the UI language (``produce.apple`` -> 苹果); values the catalogue
+    does not know, such as a shop's own produce names, are shown as they are."""
+    key = f"{kind}.{value}"
+    return translate(locale, key) if key in _catalogue(DEFAULT) else (value or "")
+
+
 def customer_message(code: str, locale: str) -> str:
     """The default sentence to the customer for a review reason (editable by the reviewer)."""
     if code not in CUSTOMER_MESSAGES:
