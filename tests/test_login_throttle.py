@@ -15,7 +15,7 @@ from claims_api.auth.models import LoginFailure
 from claims_api.auth.throttle import LoginKey, LoginLimits
 from claims_api.container import Container
 from claims_api.db import utcnow
-from tests.test_web import LOGIN_CSRF
+from tests.test_web import login as sign_in_page
 
 PASSWORD = "correct-horse-1"
 LIMITS = LoginLimits(per_user=3, per_address=5, window=timedelta(minutes=15))
@@ -162,18 +162,9 @@ def test_the_api_answers_429_with_retry_after(client, container: Container, revi
 
 
 def test_the_sign_in_page_says_so(client, container: Container, reviewers) -> None:
-    def sign_in(password: str):
-        page = client.get("/web/login")
-        token = LOGIN_CSRF.search(page.text).group(1)
-        return client.post(
-            "/web/login",
-            data={"username": "pat", "password": password, "csrf": token, "next": "/web/queue"},
-            follow_redirects=False,
-        )
-
     for attempt in range(3):
-        assert sign_in(f"guess-{attempt}").status_code == 401
-    refused = sign_in(PASSWORD)
+        assert sign_in_page(client, "pat", f"guess-{attempt}").status_code == 401
+    refused = sign_in_page(client, "pat", PASSWORD)
     assert refused.status_code == 429
     assert "Too many failed sign-ins" in refused.text
     assert int(refused.headers["retry-after"]) > 0
