@@ -631,6 +631,7 @@ def probe_photos(model: Path, cache: Path, count: int = 3) -> list[Path]:
     one shot), else procedural ones (what the tiny test model approves)."""
     from claims_api.inference.model import Classifier
     from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
+    from claims_api.rules.gate import photo_gate
 
     classifier, limits, chosen = Classifier(model), ImageLimits(), []
     for path in rotten_apples()[::7]:
@@ -638,7 +639,8 @@ def probe_photos(model: Path, cache: Path, count: int = 3) -> list[Path]:
             processed = process_upload(path.read_bytes(), limits)
         except PhotoRejected:
             continue
-        if processed.quality.ok and classifier.score(processed.small_image).auto_approvable:
+        scores = classifier.score(processed.small_image)
+        if processed.quality.ok and photo_gate(scores, None).auto_approvable:
             chosen.append(path)
             if len(chosen) == count:
                 return chosen

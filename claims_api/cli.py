@@ -171,14 +171,17 @@ def predict(
     produce: Annotated[
         str | None,
         typer.Option(
-            help="The ordered produce: auto_approvable then also needs the model to see it "
-            "(the service's produce-match rule).",
+            help="The ordered produce: the photo gate then also applies the service's "
+            "produce-match rule.",
         ),
     ] = None,
 ) -> None:
-    """Score photos exactly as the service does (same decoding, same model code)."""
+    """Score photos exactly as the service does (same decoding, same model code) and give
+    the photo gate's answer: ``auto_approvable`` and the reason codes that keep it from that
+    (the same gate as the upload check and the claim decision)."""
     from claims_api.inference.model import Classifier, ModelLoadError
     from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
+    from claims_api.rules.gate import photo_gate
 
     settings = get_settings()
     path = model or settings.resolved_model_path()
@@ -204,7 +207,8 @@ def predict(
             row = {"path": str(image), "error": {"code": exc.code, "message": exc.message}}
         else:
             scores = classifier.score(processed.small_image)
-            auto = scores.auto_approvable and (produce is None or scores.produce == produce)
+            quality = [p.code for p in processed.quality.problems]
+            gate = photo_gate(scores, produce, quality)
             row = {
                 "path": str(image),
                 "produce": scores.produce,
@@ -212,9 +216,11 @@ def predict(
                 "p_rotten": scores.p_rotten,
                 "ood_score": scores.ood_score,
                 "in_distribution": scores.in_distribution,
-                "auto_approvable": auto,
+                "auto_approvable": gate.auto_approvable,
+                "reasons": list(gate.codes),
                 "model_version": scores.model_version,
                 "quality_ok": processed.quality.ok,
+                "quality_problems": quality,
             }
         if as_json:
             typer.echo(json.dumps(row, ensure_ascii=False))

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from claims_api.config import Settings
 from claims_api.db import Database
-from claims_api.decisions.policy import Policy, load_policy
 from claims_api.inference.service import ModelHolder
 from claims_api.photos.storage import LocalPhotoStorage, PhotoStorage
+from claims_api.rules.policy import Policy, load_policy
 
 
 @dataclass

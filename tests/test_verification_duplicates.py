@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from claims_api.decisions.policy import Policy
 from claims_api.photos import hashing
 from claims_api.photos.imaging import process_upload
 from claims_api.photos.service import stored_hashes
+from claims_api.rules.policy import Policy
 from claims_api.verification.duplicates import colour_of, is_copy, query_pairs_of
 from tests.support.real_photos import TRANSFORMS, photo_bytes, photos_of, transformed
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from claims_api.decisions.policy import Policy
-from claims_api.verification.signals import editing_program
+from claims_api.rules.policy import Policy
+from claims_api.rules.signals import editing_program
 from tests.support.real_photos import photo_bytes, with_exif
 
 CHINA = timezone(timedelta(hours=8))

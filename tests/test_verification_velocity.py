@@ -3,7 +3,7 @@ signal against its Policy limit, with value, threshold and fired in the stored r
 
 from __future__ import annotations
 
-from claims_api.decisions.policy import Policy
+from claims_api.rules.policy import Policy
 
 # Synthetic photos are simple blobs: two of one produce can pass for the same photo. Tests
 # whose claims must differ only in the signal under test give each claim another produce.
@@ -220,7 +220,10 @@ def test_repeated_rejections_send_every_claim_to_a_person(api, container):
 def test_the_reason_codes_are_the_signals_that_can_fire(api) -> None:
     """The reviewer queue filters by these: every signal a decision records is named, the
     informational ``trust`` is not a reason, and upload-only problems are not either."""
-    from claims_api.verification.signals import INFORMATIONAL, REASON_CODES, REASONS
+    from claims_api.rules import REASON_CODES, RULES
+
+    REASONS = set(RULES)
+    INFORMATIONAL = {code for code, rule in RULES.items() if rule.informational}
 
     api.put_order()
     customer = api.customer()

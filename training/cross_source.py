@@ -15,7 +15,7 @@ the shipped model's, so a threshold on calibrated probabilities carries over fro
 models to the model trained on every source. The fold models are trained for fewer epochs
 (the CPU budget); that is an approximation, stated in the certificate and the model card.
 
-Eligibility is what the model alone calls auto-approvable (``PhotoScores.auto_approvable``,
+Eligibility is what the model alone calls auto-approvable (``photo_gate(scores, None)``,
 also printed by ``freshclaim predict``): in distribution, produce confident and not ``other``.
 Photos of produce kinds a fold model has no label for stay in the pool, because a model meets
 such photos too and its own gates must keep them from approval. The service adds one more

@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from claims_api.inference.metadata import INPUT_NAME, OTHER_LABEL, OUTPUT_NAMES
 from claims_api.inference.model import Classifier
+from claims_api.rules.gate import photo_gate, produce_confident
 from data.manifest import default_dataset_dir, read_manifest, select
 from data.negatives import FOREIGN_KINDS, make_other
 from training.common import Item, items_from_records, other_items
@@ -49,8 +50,9 @@ def score_items(classifier: Classifier, items: list[Item], batch_size: int = 32)
         produce_conf=np.array([s.produce_confidence for s in scores]),
         produce_probs=np.array([[s.produce_probs[k] for k in labels] for s in scores]),
         in_distribution=np.array([s.in_distribution for s in scores], dtype=bool),
-        produce_confident=np.array([s.produce_confident for s in scores], dtype=bool),
-        auto=np.array([s.auto_approvable for s in scores], dtype=bool),
+        produce_confident=np.array([produce_confident(s) for s in scores], dtype=bool),
+        # the model alone: the gate without an ordered produce or a quality check
+        auto=np.array([photo_gate(s, None).auto_approvable for s in scores], dtype=bool),
         ood=np.array([s.ood_score for s in scores]),
         # ground truth; a produce kind the model has no label for counts as "other"
         produce_true=np.array([labels.index(it.produce) if it.produce in labels

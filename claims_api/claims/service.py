@@ -27,14 +27,12 @@ from claims_api.claims.states import Status, transition
 from claims_api.compensation import service as ledger
 from claims_api.compensation.models import LedgerPosting
 from claims_api.db import new_id, utcnow
-from claims_api.decisions.policy import Policy
-from claims_api.decisions.service import decide
 from claims_api.errors import ApiError, conflict, not_found, unprocessable
 from claims_api.observability import CLAIMS_DECIDED
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
+from claims_api.rules import ClaimContext, Policy, decide, evaluate
 from claims_api.verification import duplicates, history
-from claims_api.verification.signals import ClaimContext, collect
 
 OPEN_STATUSES = (Status.SUBMITTED, Status.IN_REVIEW, Status.PHOTOS_REQUESTED)
 
@@ -254,7 +252,8 @@ def _route(
 ) -> Written:
     """``remaining``: the line's uncompensated cents, computed under the line lock this
     transaction holds (only this claim can pay on the line before it commits)."""
-    decision = decide(_context(session, claim, order, line, photos, policy), utcnow())
+    context = _context(session, claim, order, line, photos, policy)
+    decision = decide(evaluate(context), context.scores, policy, utcnow())
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
     claim.decision = record
@@ -425,7 +424,7 @@ def reverify(session: Session, claim: Claim, policy: Policy, reason: str) -> Non
     line = session.get(OrderLine, (claim.order_id, claim.line_id))
     by_id = {p.id: p for p in session.scalars(select(Photo).where(Photo.id.in_(claim.photo_ids)))}
     photos = [by_id[pid] for pid in claim.photo_ids if pid in by_id]
-    signals = collect(_context(session, claim, order, line, photos, policy))
+    signals = evaluate(_context(session, claim, order, line, photos, policy))
     claim.verification = {
         "signals": [s.to_dict() for s in signals],
         "generated_at": utcnow().isoformat(),

@@ -13,7 +13,6 @@ from PIL import Image
 from claims_api.inference.metadata import (
     INPUT_NAME,
     METADATA_KEY,
-    OTHER_LABEL,
     OUTPUT_NAMES,
     ModelMetadata,
 )
@@ -26,7 +25,8 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class PhotoScores:
-    """What the model says about one photo; stored with the photo so a claim only reads it."""
+    """What the model says about one photo; stored with the photo so a claim only reads it.
+    What that means for auto-approval is the rules' call (``claims_api.rules.photo_gate``)."""
 
     model_version: str
     threshold_version: str
@@ -44,20 +44,6 @@ class PhotoScores:
     def in_distribution(self) -> bool:
         return self.ood_score <= self.ood_threshold
 
-    @property
-    def produce_confident(self) -> bool:
-        return (
-            self.produce != OTHER_LABEL and self.produce_confidence >= self.produce_confidence_min
-        )
-
-    @property
-    def auto_approvable(self) -> bool:
-        return (
-            self.p_rotten >= self.auto_approve_threshold
-            and self.in_distribution
-            and self.produce_confident
-        )
-
     def to_dict(self) -> dict:
         return {
             "model_version": self.model_version,
@@ -71,7 +57,6 @@ class PhotoScores:
             "in_distribution": self.in_distribution,
             "auto_approve_threshold": self.auto_approve_threshold,
             "produce_confidence_min": self.produce_confidence_min,
-            "auto_approvable": self.auto_approvable,
             "cam": self.cam,
         }
 

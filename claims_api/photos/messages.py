@@ -1,9 +1,9 @@
 """Customer-facing sentences for machine-readable codes, in English and Chinese.
 
-The catalogue is a plain mapping ``locale -> code -> sentence``. Photo rejections and
-quality problems register their sentences here; other packages (claim decisions, review
-reasons) add theirs with :func:`register` so the mini-program gets every sentence from one
-place. Unknown locales fall back to English, unknown codes to a generic sentence.
+The catalogue is a plain mapping ``locale -> code -> sentence`` of photo rejections and
+quality problems; other packages add theirs with :func:`register`. (A claim's reason codes
+carry their own texts in :mod:`claims_api.rules.signals`.) Unknown locales fall back to
+English, unknown codes to a generic sentence.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 DEFAULT_LOCALE = "en"
-SUPPORTED_LOCALES = ("en", "zh")
 
 CATALOGUE: dict[str, dict[str, str]] = {
     "en": {
@@ -33,9 +32,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "item itself.",
         "too_blurry": "The photo is blurry — please hold the phone still and retake it.",
         "unknown": "Something is wrong with this photo — please try again.",
-        # Model problems shown at upload (the claim's reasons are not_produce / produce_mismatch)
-        "wrong_item": "The photo seems to show another item than the one ordered — "
-        "please photograph the ordered item.",
     },
     "zh": {
         "empty_file": "上传的文件是空的，请选择一张照片后重试。",
@@ -49,7 +45,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "too_flat": "照片几乎看不清内容（没有对比度），请对准商品本身拍摄。",
         "too_blurry": "照片模糊，请拿稳手机重新拍摄。",
         "unknown": "这张照片有问题，请重试。",
-        "wrong_item": "照片中的商品似乎与订单商品不符，请拍摄所购商品。",
     },
 }
 

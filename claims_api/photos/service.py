@@ -28,7 +28,8 @@ from claims_api.photos.imaging import ImageLimits, PhotoRejected, ProcessedPhoto
 from claims_api.photos.messages import CATALOGUE, DEFAULT_LOCALE, message
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
 from claims_api.photos.schemas import PhotoOut, Problem, QualityOut
-from claims_api.verification import signals as _signals  # noqa: F401 (registers reason sentences)
+from claims_api.rules.gate import RETAKE_CODES, photo_gate
+from claims_api.rules.signals import customer_text
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +64,21 @@ def _score(container: Container, small_image: Image.Image) -> tuple[PhotoScores 
         return None, str(exc)
 
 
-def _model_problems(
-    scores: PhotoScores | None, ordered_produce: str | None, locale: str
+def _problems(
+    processed: ProcessedPhoto, scores: PhotoScores | None, ordered: str | None, locale: str
 ) -> list[Problem]:
-    if scores is None:
-        return []
-    problems = []
-    if scores.produce == "other" and scores.produce_confidence >= scores.produce_confidence_min:
-        problems.append(Problem(code="not_produce", message=message("not_produce", locale)))
-    elif (
-        ordered_produce
-        and scores.produce_confident
-        and ordered_produce in scores.produce_probs
-        and scores.produce != ordered_produce
-    ):
-        problems.append(Problem(code="wrong_item", message=message("wrong_item", locale)))
-    return problems
+    """The quality check's problems, then what the photo gate says a new photo could fix."""
+    quality = [p.code for p in processed.quality.problems]
+    gate = photo_gate(scores, ordered, quality)
+    problems = [
+        Problem(code=p.code, message=_text(p.code, locale, p.message))
+        for p in processed.quality.problems
+    ]
+    return problems + [
+        Problem(code=RETAKE_CODES[code], message=customer_text(code, locale) or "")
+        for code in gate.codes
+        if code in RETAKE_CODES
+    ]
 
 
 def _ordered_produce(session: Session, customer: Principal, ctx: UploadContext) -> str | None:
@@ -169,10 +169,7 @@ def upload_photo(
     with container.db.session() as session:
         ordered = _ordered_produce(session, customer, ctx)
         ensure_customer(session, customer.id)
-        problems = [
-            Problem(code=p.code, message=_text(p.code, locale, p.message))
-            for p in processed.quality.problems
-        ] + _model_problems(scores, ordered, locale)
+        problems = _problems(processed, scores, ordered, locale)
         photo = Photo(
             id=new_id("pho"),
             customer_id=customer.id,

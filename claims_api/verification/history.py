@@ -1,5 +1,5 @@
 """The facts about a customer and a pickup point that the velocity, amount and trust signals
-read (issue 4, signals 5 and 6): one statement of aggregates over indexed columns each, run
+read: one statement of aggregates over indexed columns each, run
 inside the claim's transaction after the claim row is written (so "this claim" is counted
 where a rate is meant to include it; see :func:`claims_api.db.flushed_connection`)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, case, exists, func, select, true
 from sqlalchemy.orm import Session
@@ -15,9 +16,11 @@ from claims_api.claims.models import Claim
 from claims_api.compensation import service as ledger
 from claims_api.compensation.models import LedgerPosting
 from claims_api.db import flushed_connection
-from claims_api.decisions.policy import Policy
 from claims_api.orders.models import Order
 from claims_api.review.models import ReviewDecision
+
+if TYPE_CHECKING:  # the rules import these facts; the facts only name the policy type
+    from claims_api.rules.policy import Policy
 
 CONFIRMED_STATUSES = ("approved", "partially_approved", "paid")
 

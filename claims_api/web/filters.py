@@ -55,7 +55,7 @@ def fmt(value: object) -> str:
     return str(value)
 
 
-# The unit each signal's value and threshold are in (claims_api.verification.signals);
+# The unit each signal's value and threshold are in (claims_api.rules.signals);
 # the rest are counts, scores or produce names and show as they are.
 _HOURS = frozenset({"claim_window", "claim_before_delivery", "captured_before_delivery"})
 _CENTS = frozenset({"amount_over_cap", "paid_amount_30d", "trust"})

@@ -23,7 +23,7 @@ from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
 from claims_api.review import service as review
 from claims_api.review.schemas import DecisionIn, QueuePage
-from claims_api.verification.signals import REASON_CODES
+from claims_api.rules import REASON_CODES
 from claims_api.web.text import APPROVE_REASONS, PHOTO_REASONS, REJECT_REASONS, error_text
 
 ACTIONS = ("approve", "part", "reject", "request_photos")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from claims_api.i18n import SUPPORTED, pick_locale
 from claims_api.photos.messages import CATALOGUE, message, register
+from claims_api.rules import RULES, reviewer_text
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "i18n"
 DEFAULT = "en"
@@ -115,7 +116,10 @@ def error_text(locale: str, code: str) -> str:
 
 
 def sentence(locale: str, code: str, fallback: str = "") -> str:
-    """A signal's sentence in the UI language, from the shared catalogue when it has one."""
+    """A signal's sentence for the reviewer in the UI language (from its rule), or a photo
+    problem's from the shared catalogue."""
+    if code in RULES:
+        return reviewer_text(code, locale)
     return message(code, locale) if code in CATALOGUE[DEFAULT] else (fallback or code)
 
 

@@ -1,5 +1,8 @@
-"""Turns verification signals into a route. The policy never rejects: a claim is either
-approved automatically or handed to a person, with every reason that applied."""
+"""The decision: a pure function of the signals, the photos' scores and the policy.
+
+It never rejects: a claim is approved automatically when no signal fired, and otherwise
+handed to a person with every reason that applied. Only a person says no.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from claims_api.verification.signals import ClaimContext, Signal, collect
+from claims_api.inference.model import PhotoScores
+from claims_api.rules.policy import Policy
+from claims_api.rules.signals import Signal
+
+Route = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
 class Decision:
-    route: Literal["auto", "manual"]
+    route: Route
     signals: list[Signal]
     model_version: str | None
     threshold_version: str | None
@@ -36,15 +43,15 @@ class Decision:
         }
 
 
-def decide(ctx: ClaimContext, now: datetime) -> Decision:
-    signals = collect(ctx)
-    scores = ctx.scores
-    route: Literal["auto", "manual"] = "manual" if any(s.fired for s in signals) else "auto"
+def decide(
+    signals: list[Signal], scores: list[PhotoScores], policy: Policy, now: datetime
+) -> Decision:
+    route: Route = "manual" if any(s.fired for s in signals) else "auto"
     return Decision(
         route=route,
         signals=signals,
         model_version=scores[0].model_version if scores else None,
         threshold_version=scores[0].threshold_version if scores else None,
-        policy_version=ctx.policy.version,
+        policy_version=policy.version,
         decided_at=now,
     )

@@ -38,7 +38,7 @@ class Policy(BaseModel):
         default=3, ge=0, description="Earlier claims allowed before a person looks."
     )
 
-    # Velocity and amount (issue 4, signal 5). Every "30 days" is the 30 days before submission.
+    # Velocity and amount. Every "30 days" is the 30 days before submission.
     max_paid_cents_30d: int = Field(
         default=15_000,
         ge=0,
@@ -62,7 +62,7 @@ class Policy(BaseModel):
         default=20, ge=0, description="Earlier claims on the pickup point's orders in 30 days."
     )
 
-    # Trust earned (issue 6): the auto-approve cap follows the customer's reviewed claims.
+    # Trust earned: the auto-approve cap follows the customer's reviewed claims.
     trust_lookback_days: int = Field(default=365, gt=0)
     trust_confirmed_min: int = Field(
         default=3, ge=1, description="Claims confirmed by reviewers to become 'trusted'."
@@ -76,7 +76,7 @@ class Policy(BaseModel):
         default=2, ge=1, description="Rejected claims that set the cap to 0 ('restricted')."
     )
 
-    # Photo provenance (issue 4, signals 1 and 2).
+    # Photo provenance.
     duplicate_max_distance: int = Field(
         default=12,
         ge=0,
