@@ -15,6 +15,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from claims_api.photos import messages
 from claims_api.photos.imaging import process_upload
 from claims_api.photos.quality import QualityThresholds, assess_quality
+from claims_api.rules.gate import RETAKE_CODES
+from claims_api.rules.signals import customer_text
 from data.synthetic import make_fruit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,8 +136,11 @@ def test_every_code_has_english_and_chinese() -> None:
     codes = set(messages.CATALOGUE["en"])
     assert {"too_dark", "too_blurry", "blown_out", "too_flat", "too_small"} <= codes
     assert {"empty_file", "file_too_large", "unsupported_format", "corrupt_image"} <= codes
-    assert {"not_produce", "wrong_item"} <= codes  # the model's problems shown at upload
     assert codes <= set(messages.CATALOGUE["zh"])
+    # the model's problems shown at upload speak with their claim rule's customer text
+    for gate_code in RETAKE_CODES:
+        assert customer_text(gate_code, "en") and customer_text(gate_code, "zh"), gate_code
+        assert customer_text(gate_code, "zh") != customer_text(gate_code, "en")
     assert messages.message("too_dark") == ("The photo is too dark — please retake it in daylight.")
 
 
@@ -144,13 +149,3 @@ def test_locale_fallbacks() -> None:
     assert messages.message("too_dark", "fr") == messages.CATALOGUE["en"]["too_dark"]
     assert messages.message("never_registered", "zh") == messages.CATALOGUE["zh"]["unknown"]
 
-
-def test_register_new_codes() -> None:
-    texts = {"en": "Claimed {days} days after delivery.", "zh": "签收 {days} 天后才申请。"}
-    messages.register("test_only_late_claim", texts)
-    messages.register("test_only_late_claim", texts)  # idempotent
-    assert messages.message("test_only_late_claim", "zh", days=3) == "签收 3 天后才申请。"
-    with pytest.raises(ValueError):
-        messages.register("test_only_late_claim", {"en": "different"})
-    with pytest.raises(ValueError):
-        messages.register("test_only_no_english", {"zh": "只有中文"})

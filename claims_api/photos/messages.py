@@ -1,14 +1,12 @@
 """Customer-facing sentences for machine-readable codes, in English and Chinese.
 
 The catalogue is a plain mapping ``locale -> code -> sentence`` of photo rejections and
-quality problems; other packages add theirs with :func:`register`. (A claim's reason codes
-carry their own texts in :mod:`claims_api.rules.signals`.) Unknown locales fall back to
+quality problems. (A claim's reason codes carry their own texts in
+:mod:`claims_api.rules.signals`.) Unknown locales fall back to
 English, unknown codes to a generic sentence.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 DEFAULT_LOCALE = "en"
 
@@ -67,24 +65,3 @@ def message(code: str, locale: str | None = DEFAULT_LOCALE, **params: object) ->
         or CATALOGUE[DEFAULT_LOCALE]["unknown"]
     )
     return text.format(**params) if params else text
-
-
-def register(code: str, texts: Mapping[str, str], *, replace: bool = False) -> None:
-    """Add the sentences of one code, e.g. ``register("late_claim", {"en": ..., "zh": ...})``.
-
-    English is required so every code has a fallback. Re-registering the same text is a
-    no-op; a different text for an existing code needs ``replace=True``.
-    """
-    if DEFAULT_LOCALE not in texts:
-        raise ValueError(f"code {code!r} needs an {DEFAULT_LOCALE!r} sentence")
-    for locale, text in texts.items():
-        sentences = CATALOGUE.setdefault(normalise_locale_key(locale), {})
-        existing = sentences.get(code)
-        if existing is not None and existing != text and not replace:
-            raise ValueError(f"code {code!r} already has a different {locale!r} sentence")
-        sentences[code] = text
-
-
-def normalise_locale_key(locale: str) -> str:
-    """The catalogue key for a new locale: the language part, lower case."""
-    return locale.replace("_", "-").split("-", 1)[0].lower()

@@ -1,9 +1,5 @@
-"""The workbench's UI text (``web/i18n/<locale>.json``) and the customer-facing sentences a
-reviewer's decision sends, in English and Chinese.
-
-The customer sentences are registered in the shared message catalogue
-(:mod:`claims_api.photos.messages`) as ``review_<reason code>`` so the mini-program can show
-the same text for a code."""
+"""The workbench's UI text (``web/i18n/<locale>.json``). The review reasons and the sentences
+a decision sends the customer live with the claim rules (:mod:`claims_api.rules.review_reasons`)."""
 
 from __future__ import annotations
 
@@ -13,61 +9,16 @@ from functools import cache
 from pathlib import Path
 
 from claims_api.i18n import SUPPORTED, pick_locale
-from claims_api.photos.messages import CATALOGUE, message, register
+from claims_api.photos.messages import CATALOGUE, message
 from claims_api.rules import RULES, reviewer_text
+from claims_api.rules.review_reasons import REVIEW_REASONS, default_customer_sentence
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "i18n"
 DEFAULT = "en"
 
-APPROVE_REASONS = ("spoiled_confirmed", "partly_spoiled", "goodwill")
-REJECT_REASONS = (
-    "not_spoiled",
-    "wrong_item",
-    "photo_unusable",
-    "duplicate_photo",
-    "outside_window",
-    "other",
-)
-PHOTO_REASONS = ("more_photos_needed", "photo_unusable")
-
-CUSTOMER_MESSAGES: dict[str, dict[str, str]] = {
-    "not_spoiled": {
-        "en": "We looked at your photos and the produce appears to be in good condition, so we "
-        "cannot compensate this item. You can appeal once if you disagree.",
-        "zh": "我们查看了您的照片，商品看起来状况良好，因此无法为该商品赔付。"
-        "如有异议，可申诉一次。",
-    },
-    "wrong_item": {
-        "en": "The photos do not show the item from this order line. Please photograph the "
-        "ordered item and appeal if you still have it.",
-        "zh": "照片中不是该订单行的商品。如商品仍在，请拍摄所购商品后申诉。",
-    },
-    "photo_unusable": {
-        "en": "We could not judge the item from the photos. Please take a clear, well-lit photo "
-        "of the item itself.",
-        "zh": "我们无法根据照片判断商品情况。请在光线充足处清晰地拍摄商品本身。",
-    },
-    "duplicate_photo": {
-        "en": "The photos were used before or are not original photos of this delivery, so we "
-        "cannot accept this claim.",
-        "zh": "照片曾被使用过或并非本次收货的原始照片，因此无法受理此申请。",
-    },
-    "outside_window": {
-        "en": "The claim came after the claim window for this produce, so we cannot compensate it.",
-        "zh": "申请已超过该商品的售后时限，因此无法赔付。",
-    },
-    "other": {
-        "en": "We could not approve this claim. Please contact customer service for details.",
-        "zh": "此申请未能通过。详情请联系客服。",
-    },
-    "more_photos_needed": {
-        "en": "Please send one or two more photos of the affected item, close up and in good "
-        "light, so we can finish checking your claim.",
-        "zh": "请再拍一两张受损商品的近景照片（光线充足），以便我们完成审核。",
-    },
-}
-for _code, _texts in CUSTOMER_MESSAGES.items():
-    register(f"review_{_code}", _texts)
+APPROVE_REASONS = REVIEW_REASONS["approve"]
+REJECT_REASONS = REVIEW_REASONS["reject"]
+PHOTO_REASONS = REVIEW_REASONS["request_photos"]
 
 
 @cache
@@ -102,9 +53,7 @@ def named(locale: str, kind: str, value: str | None) -> str:
 
 def customer_message(code: str, locale: str) -> str:
     """The default sentence to the customer for a review reason (editable by the reviewer)."""
-    if code not in CUSTOMER_MESSAGES:
-        return ""
-    return message(f"review_{code}", locale)
+    return default_customer_sentence(code, locale)
 
 
 def error_text(locale: str, code: str) -> str:
