@@ -230,6 +230,18 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command()
+def docs(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report files whose generated blocks differ.")
+    ] = False,
+) -> None:
+    """Rewrite the generated parts of docs/ (configuration table, ...) from the code."""
+    from claims_api import docgen
+
+    raise typer.Exit(docgen.main(["--check"] if check else []))
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

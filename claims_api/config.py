@@ -17,25 +17,51 @@ BUNDLED_MODELS_DIR = PACKAGE_ROOT.parent / "models"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRESHCLAIM_", env_file=".env", extra="ignore")
 
-    home: Path = Field(default=Path("var"), description="Folder for the SQLite file, photos, keys.")
-    database_url: str | None = Field(default=None, description="Defaults to SQLite under home.")
+    home: Path = Field(
+        default=Path("var"),
+        description="Folder for the SQLite file, the local photo copies and the generated "
+        "signing key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. `postgresql+psycopg://user@db:5432/freshclaim`; "
+        "unset: SQLite in `home/freshclaim.db`.",
+    )
     secret_key: str | None = Field(
-        default=None, description="Token signing key; required when replicas share a database."
+        default=None,
+        description="Signing key of customer and reviewer tokens; unset: one generated once in "
+        "`home/secret.key`. Set the same one on every replica.",
     )
     model_dir: Path = Field(
-        default=BUNDLED_MODELS_DIR, description="Folder of shipped models (the registry's default)."
+        default=BUNDLED_MODELS_DIR,
+        description="Folder of models; without model_path the newest `*.onnx` file name in it "
+        "is served.",
     )
     model_path: Path | None = Field(
-        default=None, description="ONNX model; defaults to the newest in models/."
+        default=None, description="The ONNX classifier; unset: the newest in model_dir."
     )
     model_threads: int = Field(
-        default=1, ge=1, description="onnxruntime intra-op threads per session."
+        default=1,
+        ge=1,
+        description="onnxruntime intra-op threads per session; requests already run in "
+        "parallel, so keep 1.",
     )
 
-    photo_storage: Literal["local", "s3"] = "local"
-    s3_bucket: str | None = None
-    s3_prefix: str = "photos/"
-    s3_endpoint_url: str | None = None
+    photo_storage: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where the re-encoded photo copies live: `local` (`home/photos`) or `s3` "
+        "(needs s3_bucket and the `s3` extra).",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="The bucket, when photo_storage is `s3`."
+    )
+    s3_prefix: str = Field(
+        default="photos/", description="Prefix of the photo objects' keys in the bucket."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="An S3-compatible endpoint (MinIO, a cloud's S3 API); unset: AWS.",
+    )
 
     photo_concurrency: int = Field(
         default=0,
@@ -44,7 +70,11 @@ class Settings(BaseSettings):
         "N` gives each worker cores/N). More gains no speed on CPU-bound work and costs memory "
         "(a decoded multi-megapixel image each) under a burst of uploads.",
     )
-    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        description="Byte limit per photo: a larger body is answered 413 `file_too_large` while "
+        "it arrives.",
+    )
     upload_body_seconds: float = Field(
         default=120.0,
         gt=0,
@@ -70,12 +100,28 @@ class Settings(BaseSettings):
         "`upload_timeout` and its connection freed (a phone that lost its signal, or a client "
         "holding connections open on purpose).",
     )
-    max_image_pixels: int = 50_000_000
-    stored_photo_max_side: int = 2048
-    max_photos_per_claim: int = 6
+    max_image_pixels: int = Field(
+        default=50_000_000,
+        description="Pixel limit per photo, checked on the header before decoding (413 "
+        "`image_too_large`).",
+    )
+    stored_photo_max_side: int = Field(
+        default=2048,
+        description="Long side of the re-encoded copy reviewers see; the quality gate judges "
+        "blur and detail at this size (docs/performance.md: the reviewer copy's size).",
+    )
+    max_photos_per_claim: int = Field(
+        default=6, description="Photos one claim may hold, those added later included."
+    )
 
-    customer_token_ttl_seconds: int = 3600
-    reviewer_token_ttl_seconds: int = 12 * 3600
+    customer_token_ttl_seconds: int = Field(
+        default=3600, description="Lifetime of a customer token minted by the shop backend."
+    )
+    reviewer_token_ttl_seconds: int = Field(
+        default=12 * 3600,
+        description="Lifetime of a reviewer token (`POST /v1/auth/login`) and of a workbench "
+        "session.",
+    )
     login_failures_per_user: int = Field(
         default=10,
         ge=0,
@@ -93,20 +139,40 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(
         default=900, gt=0, description="The window in which failed logins are counted."
     )
-    review_lease_seconds: int = 300
+    review_lease_seconds: int = Field(
+        default=300,
+        description="How long a reviewer's lease on a claim lasts without a heartbeat; an "
+        "expired lease returns the claim to the queue.",
+    )
     decision_budget_seconds: float = Field(
         default=2.0, description="Time allowed to score a photo; past it the photo stays unscored."
     )
 
     policy_file: Path | None = Field(
-        default=None, description="JSON policy overriding the built-in one."
+        default=None,
+        description="JSON auto-approval policy replacing the built-in one (its fields: "
+        "docs/configuration.md, the policy file).",
     )
-    webhook_urls: list[str] = Field(default_factory=list)
-    webhook_secret: str | None = None
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description="JSON list of URLs that receive every outbox event as JSON, signed with "
+        "webhook_secret; failures are retried with exponential back-off.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Key of the `X-FreshClaim-Signature: sha256=<HMAC of the body>` header; "
+        "unset: webhooks are sent unsigned.",
+    )
     background_workers: bool = Field(
-        default=True, description="Run the outbox relay and lease sweeper in-process."
+        default=True,
+        description="Run the outbox relay and the lease sweeper in each `serve` process; "
+        "`false` where `freshclaim worker` runs them beside the replicas.",
     )
-    locale: str = "en"
+    locale: str = Field(
+        default="en",
+        description="Language of the upload's problem sentences when the request has no "
+        "supported Accept-Language (`en` or `zh`).",
+    )
 
     @property
     def resolved_database_url(self) -> str:
