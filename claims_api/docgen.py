@@ -44,7 +44,7 @@ MARKER = re.compile(
 
 # Blocks whose markers are placed but whose generator is not written yet: their hand-kept text
 # stays as it is. Any other name without a generator is a typo and an error.
-HAND_KEPT = frozenset({"reason-codes"})
+HAND_KEPT: frozenset[str] = frozenset()
 
 
 class DocsError(Exception):
@@ -129,7 +129,7 @@ def settings_table(model: type[BaseModel] = Settings, env_prefix: str = "FRESHCL
     if missing:
         raise DocsError(f"{model.__name__} fields without a description: {', '.join(missing)}")
     rows = [
-        "| variable | type | default | meaning |",
+        f"| {'variable' if env_prefix else 'field'} | type | default | meaning |",
         "| --- | --- | --- | --- |",
     ]
     names = list(model.model_fields)
@@ -139,13 +139,61 @@ def settings_table(model: type[BaseModel] = Settings, env_prefix: str = "FRESHCL
         bounds = _bounds(field)
         if bounds:
             kind = f"{kind}, {bounds}"
-        variable = f"`{env_prefix}{name.upper()}`"
+        variable = f"`{env_prefix}{name.upper()}`" if env_prefix else f"`{name}`"
         rows.append(f"| {variable} | {_cell(kind)} | {_cell(_default(field))} | {_cell(meaning)} |")
     return "\n".join(rows) + "\n"
 
 
+def reason_codes_table() -> str:
+    """One row per rule of ``claims_api.rules.signals``: the code, when it fires, the policy
+    fields it reads and what the customer is told (nothing, for the checks kept to staff)."""
+    from claims_api.rules import RULES
+
+    rows = [
+        "| code | fires when | policy fields | the customer is told |",
+        "| --- | --- | --- | --- |",
+    ]
+    for code, rule in RULES.items():
+        reads = ", ".join(f"`{name}`" for name in rule.reads) or "—"
+        told = rule.customer["en"] if rule.customer else "only that a person checks the claim"
+        rows.append(f"| `{code}` | {_cell(rule.when)} | {reads} | {_cell(told)} |")
+    return "\n".join(rows) + "\n"
+
+
+def review_reasons_table() -> str:
+    """The reason codes a reviewer may give per outcome, with the default customer sentence."""
+    from claims_api.rules.review_reasons import REVIEW_REASONS, default_customer_sentence
+
+    rows = ["| outcome | reason code | default sentence to the customer |", "| --- | --- | --- |"]
+    for outcome, codes in REVIEW_REASONS.items():
+        for code in codes:
+            sentence = default_customer_sentence(code, "en") or "—"
+            rows.append(f"| `{outcome}` | `{code}` | {_cell(sentence)} |")
+    return "\n".join(rows) + "\n"
+
+
+def outcome_table() -> str:
+    """The customer outcomes (``outcome.code``) with their sentences in both languages."""
+    from claims_api.rules.outcome import SENTENCES
+
+    rows = ["| `outcome.code` | English | 中文 |", "| --- | --- | --- |"]
+    for code, texts in SENTENCES.items():
+        rows.append(f"| `{code}` | {_cell(texts['en'])} | {_cell(texts['zh'])} |")
+    return "\n".join(rows) + "\n"
+
+
+def policy_table() -> str:
+    from claims_api.rules.policy import Policy
+
+    return settings_table(Policy, env_prefix="")
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "settings": settings_table,
+    "reason-codes": reason_codes_table,
+    "review-reasons": review_reasons_table,
+    "customer-outcomes": outcome_table,
+    "policy": policy_table,
 }
 
 

@@ -12,12 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = "2026.11-2"
-    auto_sla_minutes: int = Field(default=10, gt=0)
-    manual_review_sla_minutes: int = Field(default=240, gt=0)
+    version: str = Field(
+        default="2026.12-1",
+        description="Recorded with every decision; change it whenever a value changes.",
+    )
+    auto_sla_minutes: int = Field(
+        description="The answer promised for a claim the machine decides.", default=10, gt=0
+    )
+    manual_review_sla_minutes: int = Field(
+        description="The answer promised for a claim a person decides (and an appeal).",
+        default=240,
+        gt=0,
+    )
 
-    claim_window_hours: float = Field(default=72, gt=0)
+    claim_window_hours: float = Field(
+        description="Hours after delivery within which a claim is on time (any produce).",
+        default=72,
+        gt=0,
+    )
     claim_window_hours_by_produce: dict[str, float] = Field(
+        description="The claim window per produce kind, replacing the default.",
         default_factory=lambda: {
             "leafy_greens": 24,
             "strawberry": 24,
@@ -29,11 +43,29 @@ class Policy(BaseModel):
             "orange": 120,
             "apple": 120,
             "pomegranate": 120,
-        }
+        },
     )
-    claim_window_hours_by_sku: dict[str, float] = Field(default_factory=dict)
+    claim_window_hours_by_sku: dict[str, float] = Field(
+        description="The claim window per SKU, replacing the produce one.", default_factory=dict
+    )
 
-    auto_approve_cap_cents: int = Field(default=5_000, ge=0)
+    appeal_window_hours: float = Field(
+        default=168,
+        gt=0,
+        description="After a person rejects a claim, the customer may appeal it once within "
+        "this many hours; meanwhile a new claim on the same order line is refused (409) and "
+        "points to the appeal, and afterwards it always goes to a person.",
+    )
+    customer_timezone: str = Field(
+        default="Asia/Shanghai", description="Times in sentences to customers are in this zone."
+    )
+    currency_symbol: str = Field(default="¥", description="Amounts in customer sentences.")
+
+    auto_approve_cap_cents: int = Field(
+        description="The largest amount paid without a person, before trust scales it.",
+        default=5_000,
+        ge=0,
+    )
     max_claims_30d: int = Field(
         default=3, ge=0, description="Earlier claims allowed before a person looks."
     )
@@ -57,18 +89,29 @@ class Policy(BaseModel):
     pickup_point_min_orders: int = Field(
         default=30, ge=1, description="A pickup point's claim rate is judged from this many orders."
     )
-    max_pickup_point_claim_rate: float = Field(default=0.2, gt=0, le=1)
+    max_pickup_point_claim_rate: float = Field(
+        description="Share of a pickup point's orders with a claim above which a person looks.",
+        default=0.2,
+        gt=0,
+        le=1,
+    )
     max_pickup_point_claims_30d: int = Field(
         default=20, ge=0, description="Earlier claims on the pickup point's orders in 30 days."
     )
 
     # Trust earned: the auto-approve cap follows the customer's reviewed claims.
-    trust_lookback_days: int = Field(default=365, gt=0)
+    trust_lookback_days: int = Field(
+        description="Reviewed claims from this many days count towards trust.", default=365, gt=0
+    )
     trust_confirmed_min: int = Field(
         default=3, ge=1, description="Claims confirmed by reviewers to become 'trusted'."
     )
-    trusted_cap_factor: float = Field(default=2.0, ge=1)
-    trust_rejection_days: int = Field(default=90, gt=0)
+    trusted_cap_factor: float = Field(
+        description="The cap's factor for a 'trusted' customer.", default=2.0, ge=1
+    )
+    trust_rejection_days: int = Field(
+        description="Rejections from this many days lower trust.", default=90, gt=0
+    )
     reduced_cap_factor: float = Field(
         default=0.5, ge=0, le=1, description="Cap factor after one rejected claim ('reduced')."
     )

@@ -103,12 +103,13 @@ Check = Callable[[ClaimContext], "Signal | None"]
 
 @dataclass(frozen=True)
 class Rule:
-    """One reason code. ``customer`` is None where telling the customer would only teach a
-    fraudster what is checked: they are then told that a person looks at the claim.
-    ``reads``: the :class:`Policy` fields the check reads (the docs list them).
+    """One reason code. ``when``: when it fires, for the docs. ``customer`` is None where
+    telling the customer would only teach a fraudster what is checked: they are then told
+    that a person looks at the claim. ``reads``: the :class:`Policy` fields the check reads.
     ``informational``: shown to reviewers, never fires."""
 
     code: str
+    when: str
     reviewer: Texts
     customer: Texts | None
     check: Check
@@ -125,6 +126,7 @@ RULES: dict[str, Rule] = {}
 def rule(
     code: str,
     *,
+    when: str,
     reviewer: Texts,
     customer: Texts | None = None,
     reads: tuple[str, ...] = (),
@@ -138,7 +140,7 @@ def rule(
         for texts in (reviewer, customer or {}):
             if set(texts) - {"en", "zh"} or (texts and "en" not in texts):
                 raise ValueError(f"{code}: texts need 'en' (and optionally 'zh') only")
-        RULES[code] = Rule(code, reviewer, customer, check, reads, informational)
+        RULES[code] = Rule(code, when, reviewer, customer, check, reads, informational)
         return check
 
     return register
@@ -153,6 +155,11 @@ def _fire(code: str, fired: object, value: Any, threshold: Any, **details: Any) 
 
 @rule(
     "photo_quality",
+    when=(
+        "a photo failed the quality gate (too small, dark, blown out, flat or blurry); "
+        "model problems shown at upload (`not_produce`, `wrong_item`) are judged by "
+        "`not_produce` / `produce_mismatch` instead"
+    ),
     reviewer={
         "en": "A photo is not usable (too dark, blurred, too small or unclear).",
         "zh": "有照片无法使用（太暗、模糊、太小或看不清）。",
@@ -169,6 +176,9 @@ def photo_quality(ctx: ClaimContext) -> Signal:
 
 @rule(
     "model_unavailable",
+    when=(
+        "a photo has no model score (model not loaded or failed)"
+    ),
     reviewer={
         "en": "The photos could not be scored automatically.",
         "zh": "照片暂时无法自动识别。",
@@ -181,6 +191,10 @@ def model_unavailable(ctx: ClaimContext) -> Signal:
 
 @rule(
     "model_not_confident",
+    when=(
+        "the lowest rotten probability among the photos is under the model's calibrated "
+        "threshold"
+    ),
     reviewer={
         "en": "The model is not confident that the produce is spoiled.",
         "zh": "系统无法确定商品已经变质。",
@@ -202,6 +216,9 @@ def model_not_confident(ctx: ClaimContext) -> Signal:
 
 @rule(
     "out_of_distribution",
+    when=(
+        "a photo is unlike the training photos (the model's OOD gate)"
+    ),
     reviewer={
         "en": "A photo looks unlike the photos the model was trained on.",
         "zh": "有照片与系统熟悉的照片差别较大。",
@@ -219,6 +236,9 @@ def out_of_distribution(ctx: ClaimContext) -> Signal:
 
 @rule(
     "not_produce",
+    when=(
+        "the model sees no produce in a photo"
+    ),
     reviewer={
         "en": "A photo does not seem to show produce.",
         "zh": "有照片中似乎没有生鲜商品。",
@@ -235,6 +255,9 @@ def not_produce(ctx: ClaimContext) -> Signal:
 
 @rule(
     "produce_unknown_to_model",
+    when=(
+        "the ordered produce is not among the model's labels"
+    ),
     reviewer={
         "en": "The model was not trained on the ordered produce.",
         "zh": "系统尚未学习识别该商品。",
@@ -257,6 +280,9 @@ def _produce_judged(ctx: ClaimContext) -> bool:
 
 @rule(
     "produce_mismatch",
+    when=(
+        "the model is confident the photo shows another produce than the order line"
+    ),
     reviewer={
         "en": "The photographed produce does not match the ordered item.",
         "zh": "照片中的商品与订单商品不一致。",
@@ -278,6 +304,9 @@ def produce_mismatch(ctx: ClaimContext) -> Signal | None:
 
 @rule(
     "produce_uncertain",
+    when=(
+        "the produce head is unsure which produce it sees"
+    ),
     reviewer={
         "en": "The model cannot tell which produce the photo shows.",
         "zh": "系统无法识别照片中的商品种类。",
@@ -308,6 +337,9 @@ def _hours_since_delivery(ctx: ClaimContext) -> float:
 
 @rule(
     "claim_before_delivery",
+    when=(
+        "the claim comes before the delivery time"
+    ),
     reviewer={
         "en": "The claim was made before the order was delivered.",
         "zh": "订单送达前提交了售后申请。",
@@ -320,6 +352,9 @@ def claim_before_delivery(ctx: ClaimContext) -> Signal:
 
 @rule(
     "claim_window",
+    when=(
+        "the claim comes later after delivery than the produce's claim window"
+    ),
     reviewer={
         "en": "The claim was made after the claim window for this produce.",
         "zh": "已超过该商品的售后申请时限。",
@@ -368,6 +403,10 @@ _TRUST_FIELDS = (
 
 @rule(
     "amount_over_cap",
+    when=(
+        "the amount is above the customer's auto-approval cap: `auto_approve_cap_cents` "
+        "scaled by the trust level (details say which)"
+    ),
     reviewer={
         "en": "The amount is above the automatic-approval cap.",
         "zh": "金额超过自动审核上限。",
@@ -388,6 +427,9 @@ def amount_over_cap(ctx: ClaimContext) -> Signal:
 
 @rule(
     "trust",
+    when=(
+        "never fires: shows the reviewer the trust level and the cap it gives"
+    ),
     reviewer={
         "en": "The customer's trust level from earlier reviewed claims.",
         "zh": "根据以往审核结果得出的顾客信用等级。",
@@ -414,6 +456,9 @@ def trust(ctx: ClaimContext) -> Signal:
 
 @rule(
     "claim_frequency",
+    when=(
+        "the customer already made `max_claims_30d` claims in 30 days"
+    ),
     reviewer={
         "en": "The customer has made many claims recently.",
         "zh": "近期售后申请次数较多。",
@@ -428,6 +473,10 @@ def claim_frequency(ctx: ClaimContext) -> Signal:
 
 @rule(
     "paid_amount_30d",
+    when=(
+        "compensation paid to the customer in 30 days plus this claim is above "
+        "`max_paid_cents_30d`"
+    ),
     reviewer={
         "en": "With this claim, the customer's compensation in the last 30 days would be "
         "above the limit.",
@@ -469,6 +518,11 @@ def _rate_signal(
 
 @rule(
     "claim_rate",
+    when=(
+        "more than `max_claim_rate` of the customer's orders (delivered in "
+        "`claim_rate_window_days`) ended in a claim; judged only from "
+        "`claim_rate_min_orders` orders"
+    ),
     reviewer={
         "en": "A large share of the customer's orders ended in a claim.",
         "zh": "该顾客的订单中申请售后的比例较高。",
@@ -488,6 +542,11 @@ def claim_rate(ctx: ClaimContext) -> Signal:
 
 @rule(
     "pickup_point_claim_rate",
+    when=(
+        "the same share for the order's pickup point (group leader) above "
+        "`max_pickup_point_claim_rate`, from `pickup_point_min_orders` orders; absent "
+        "when the order has no `pickup_point_id`"
+    ),
     reviewer={
         "en": "A large share of the pickup point's orders ended in a claim.",
         "zh": "该自提点的订单中申请售后的比例较高。",
@@ -510,6 +569,10 @@ def pickup_point_claim_rate(ctx: ClaimContext) -> Signal | None:
 
 @rule(
     "pickup_point_claims_30d",
+    when=(
+        "the pickup point's orders already had `max_pickup_point_claims_30d` claims in "
+        "30 days"
+    ),
     reviewer={
         "en": "The pickup point has had many claims in the last 30 days.",
         "zh": "该自提点近30天的售后申请较多。",
@@ -548,6 +611,11 @@ def _reuse_signal(ctx: ClaimContext, code: str, kind: str) -> Signal:
 
 @rule(
     "photo_reused_own",
+    when=(
+        "a photo (or a re-compressed, resized, cropped, rotated, flipped or recoloured "
+        "copy) is on another of the customer's claims; a re-upload for the same claim "
+        "is fine"
+    ),
     reviewer={
         "en": "A photo was already used on another of the customer's claims.",
         "zh": "有照片已在该顾客的其他售后申请中使用过。",
@@ -560,6 +628,9 @@ def photo_reused_own(ctx: ClaimContext) -> Signal:
 
 @rule(
     "photo_reused_other_customer",
+    when=(
+        "another customer already uploaded the photo or such a copy (strong)"
+    ),
     reviewer={
         "en": "A photo was already uploaded by another customer.",
         "zh": "有照片已由其他顾客上传过。",
@@ -601,6 +672,11 @@ def _capture_row(photo: Photo, ctx: ClaimContext) -> dict[str, Any] | None:
 
 @rule(
     "captured_before_delivery",
+    when=(
+        "EXIF DateTimeOriginal is before delivery by more than "
+        "`capture_tolerance_minutes` (plus `capture_unknown_offset_hours` when EXIF has "
+        "no UTC offset); no EXIF is not a flag"
+    ),
     reviewer={
         "en": "A photo was taken before the order was delivered.",
         "zh": "有照片的拍摄时间早于订单送达时间。",
@@ -645,6 +721,10 @@ def editing_program(software: str | None, programs: tuple[str, ...]) -> str | No
 
 @rule(
     "edited_photo",
+    when=(
+        "EXIF Software names an editing program from `editing_software` (Photoshop, "
+        "Lightroom, GIMP, Snapseed, Meitu/美图, PicsArt, …)"
+    ),
     reviewer={
         "en": "A photo was saved by a photo-editing program.",
         "zh": "有照片经过修图软件处理。",
