@@ -23,8 +23,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from bench.common import free_port
+from claims_api.cli import app
 from claims_api.migrate import upgrade
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +62,30 @@ def test_the_walkthrough_uses_only_samples_that_ship_with_their_attribution() ->
     for sample in shipped:
         assert sample in notice, f"{sample} has no attribution in NOTICE"
         assert (REPO / sample).stat().st_size < 300_000
+
+
+# What the README says `freshclaim predict` gives for each sample: auto-approvable, and the
+# gate's reasons when not (a subset: more reasons may fire without contradicting the README).
+SAMPLE_OUTCOMES = {
+    "tomato-rotten.jpg": (True, set()),
+    "strawberry-rotten.jpg": (True, set()),
+    "tomato-fresh.jpg": (False, {"model_not_confident"}),
+    "banana-fresh.jpg": (False, {"model_not_confident"}),
+    "milk-carton.jpg": (False, {"out_of_distribution"}),
+}
+
+
+def test_every_sample_scores_as_the_readme_says() -> None:
+    assert {p.name for p in (REPO / "samples").iterdir()} == set(SAMPLE_OUTCOMES)
+    model = sorted((REPO / "models").glob("*.onnx"))[-1]
+    paths = [str(REPO / "samples" / name) for name in sorted(SAMPLE_OUTCOMES)]
+    result = CliRunner().invoke(app, ["predict", "--json", "--model", str(model), *paths])
+    assert result.exit_code == 0, result.output
+    for line in result.stdout.splitlines():
+        row = json.loads(line)
+        auto, reasons = SAMPLE_OUTCOMES[Path(row["path"]).name]
+        assert row["auto_approvable"] is auto, row
+        assert reasons <= set(row["reasons"]), row
 
 
 def _clean_environment(home: Path, bin_dir: Path) -> dict[str, str]:
