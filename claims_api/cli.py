@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from claims_api.config import get_settings
+from claims_api.config import Settings, get_settings
 
 app = typer.Typer(help="FreshClaim: AI claims review for fresh-food retail.", no_args_is_help=True)
 keys_app = typer.Typer(help="Shop-backend and admin API keys.", no_args_is_help=True)
@@ -56,6 +56,10 @@ def serve(
     # the cores (one upload measured 473 ms instead of 12 ms under load). Set before numpy loads.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+    settings = get_settings()
+    if settings.resolved_model_path() is None:
+        # The service still starts (every claim then goes to a person); say why up front.
+        typer.echo(f"warning: {_no_model_found(settings)}", err=True)
     if workers > 1 and shared_socket:
         import uvicorn
 
@@ -186,7 +190,7 @@ def predict(
     settings = get_settings()
     path = model or settings.resolved_model_path()
     if path is None:
-        typer.echo("error: no model configured and none in models/", err=True)
+        typer.echo(f"error: {_no_model_found(settings)}", err=True)
         raise typer.Exit(2)
     try:
         classifier = Classifier(path, intra_op_threads=settings.model_threads)
@@ -240,6 +244,15 @@ def docs(
     from claims_api import docgen
 
     raise typer.Exit(docgen.main(["--check"] if check else []))
+
+
+def _no_model_found(settings: Settings) -> str:
+    where = settings.model_dir
+    missing = "" if where.is_dir() else " (the folder does not exist)"
+    return (
+        f"no model: FRESHCLAIM_MODEL_PATH is not set and there is no *.onnx file in "
+        f"{where}{missing}; set FRESHCLAIM_MODEL_PATH or FRESHCLAIM_MODEL_DIR"
+    )
 
 
 def _redact(url: str) -> str:

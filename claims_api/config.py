@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -173,6 +173,14 @@ class Settings(BaseSettings):
         description="Language of the upload's problem sentences when the request has no "
         "supported Accept-Language (`en` or `zh`).",
     )
+
+    @field_validator("home", "model_dir", "model_path", "policy_file")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """Resolved once, against the folder the process started in, so that every later use
+        (the CLI, each server worker, a child process given ``str(settings.home)``) names the
+        same files whatever its working directory is by then."""
+        return path.expanduser().resolve() if path is not None else None
 
     @property
     def resolved_database_url(self) -> str:
