@@ -46,6 +46,7 @@ from bench.common import (
 )
 from claims_api.auth.principal import Principal
 from claims_api.db import Database
+from claims_api.rules.policy import Policy
 
 CLAIMS_PER_ORDER = 1
 # Paced reviewers' mean pause between decisions: people take seconds per claim; a quarter of a
@@ -95,9 +96,10 @@ def _copy(db: Database, table: str, columns: list[str], rows: Iterator[tuple]) -
     tail = tuple(extras.values())
     raw = db.engine.raw_connection()
     try:
-        with raw.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        ) as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row + tail)
         raw.commit()
@@ -156,10 +158,12 @@ def _decision(rng: random.Random):
 
     roll = rng.random()
     if roll < 0.6:
-        return DecisionIn(outcome="approve", reason_code="visible_rot")
+        return DecisionIn(outcome="approve", reason_code="spoiled_confirmed")
     if roll < 0.9:
-        return DecisionIn(outcome="reject", reason_code="no_damage", message="Looks fresh.")
-    return DecisionIn(outcome="request_photos", reason_code="unclear", message="Closer, please.")
+        return DecisionIn(outcome="reject", reason_code="not_spoiled", message="Looks fresh.")
+    return DecisionIn(
+        outcome="request_photos", reason_code="more_photos_needed", message="Closer, please."
+    )
 
 
 def review_loop(
@@ -182,11 +186,11 @@ def review_loop(
             session.flush()  # the lease's own writes count (else claim_out's autoflush sends them)
             leased = time.perf_counter()
             if with_claim_out:
-                claim_out(session, claim).model_dump(mode="json")
+                claim_out(session, claim, Policy()).model_dump(mode="json")
             claim_id = claim.id
         lease_done = time.perf_counter()
         with db.session() as session:
-            service.decide(session, reviewer, claim_id, _decision(rng))
+            service.record_decision(session, reviewer, claim_id, _decision(rng), Policy())
         decided = time.perf_counter()
         with lock:
             timings["lease_next"].append((leased - start) * 1000)
@@ -231,9 +235,7 @@ def _run_threads(
 ) -> float:
     lock = threading.Lock()
     threads = [
-        threading.Thread(
-            target=review_loop, args=(db, r, decisions, timings, lock, True, think_s)
-        )
+        threading.Thread(target=review_loop, args=(db, r, decisions, timings, lock, True, think_s))
         for r in reviewers
     ]
     start = time.perf_counter()

@@ -14,6 +14,7 @@ from claims_api.auth import service as auth
 from claims_api.auth.principal import Principal
 from claims_api.container import Container
 from claims_api.errors import ApiError
+from claims_api.i18n import SUPPORTED
 
 T = TypeVar("T")
 
@@ -101,5 +102,21 @@ ShopPrincipal = Annotated[Principal, Depends(_require("shop", "admin"))]
 AdminPrincipal = Annotated[Principal, Depends(_require("admin"))]
 CustomerPrincipal = Annotated[Principal, Depends(_require("customer"))]
 ReviewerPrincipal = Annotated[Principal, Depends(_require("reviewer"))]
+OrderReader = Annotated[Principal, Depends(_require("shop", "admin", "customer"))]
 CustomerOrStaff = Annotated[Principal, Depends(_require("customer", "reviewer", "admin"))]
 AnyPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def requested_locale(
+    accept_language: Annotated[str | None, Header(alias="Accept-Language")] = None,
+) -> str | None:
+    """The first supported language the caller asked for, or None: each view then uses its
+    own default (Chinese for customers, English for staff)."""
+    for part in (accept_language or "").split(","):
+        language = part.split(";")[0].strip().lower().split("-")[0]
+        if language in SUPPORTED:
+            return language
+    return None
+
+
+RequestLocale = Annotated[str | None, Depends(requested_locale)]

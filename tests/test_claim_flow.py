@@ -28,19 +28,21 @@ def test_rotten_photo_is_auto_approved_and_paid_at_once(api, container):
     assert response.status_code == 201, response.text
     claim = response.json()
     assert claim["status"] == "paid"
-    assert claim["decision"]["route"] == "auto"
-    assert claim["decision"]["reasons"] == []
-    assert claim["decision"]["model_version"] == "tiny-test-1"
-    assert claim["decision"]["policy_version"] == container.policy.version
+    assert "decision" not in claim and claim["outcome"]["code"] == "paid"
+    staff = api.staff_view(claim)
+    assert staff["decision"]["route"] == "auto"
+    assert staff["decision"]["reasons"] == []
+    assert staff["decision"]["model_version"] == "tiny-test-1"
+    assert staff["decision"]["policy_version"] == container.policy.version
     assert claim["compensation"] == {
         "requested_cents": 600,
         "amount_cents": 600,
         "method": "store_credit",
         "status": "paid",
     }
-    assert [t["status"] for t in claim["timeline"]] == ["approved", "paid"]
+    assert [t["status"] for t in claim["timeline"]] == ["submitted", "approved", "paid"]
     submitted = datetime.fromisoformat(claim["submitted_at"])
-    assert datetime.fromisoformat(claim["sla_deadline"]) == submitted + timedelta(minutes=10)
+    assert datetime.fromisoformat(staff["sla_deadline"]) == submitted + timedelta(minutes=10)
     assert datetime.fromisoformat(claim["paid_at"]) < submitted + timedelta(seconds=5)
 
     with container.db.read_session() as session:
@@ -55,10 +57,10 @@ def test_rotten_photo_is_auto_approved_and_paid_at_once(api, container):
         events = [
             e.event_type for e in session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
         ]
-        assert events == ["claim.approved", "claim.paid"]
+        assert events == ["claim.submitted", "claim.approved", "claim.paid"]
         audit = session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "claim")).all()
-        assert [a.action for a in audit] == ["status:approved", "status:paid"]
-        assert audit[0].before["status"] == "submitted" and audit[0].after["status"] == "approved"
+        assert [a.action for a in audit] == ["status:submitted", "status:approved", "status:paid"]
+        assert audit[1].before["status"] == "submitted" and audit[1].after["status"] == "approved"
 
 
 def test_fresh_photo_goes_to_review_with_its_reason(api, container):
@@ -69,12 +71,14 @@ def test_fresh_photo_goes_to_review_with_its_reason(api, container):
     claim = api.claim(customer, [photo]).json()
 
     assert claim["status"] == "in_review"
-    assert claim["decision"]["route"] == "manual"
-    assert [r["code"] for r in claim["decision"]["reasons"]] == ["model_not_confident"]
+    staff = api.staff_view(claim)
+    assert staff["decision"]["route"] == "manual"
+    assert [r["code"] for r in staff["decision"]["reasons"]] == ["model_not_confident"]
     assert claim["compensation"]["status"] == "pending"
     submitted = datetime.fromisoformat(claim["submitted_at"])
     manual = timedelta(minutes=container.policy.manual_review_sla_minutes)
-    assert datetime.fromisoformat(claim["sla_deadline"]) == submitted + manual
+    assert datetime.fromisoformat(staff["sla_deadline"]) == submitted + manual
+    assert datetime.fromisoformat(claim["outcome"]["respond_by"]) == submitted + manual
     assert _count(container, LedgerPosting) == 0
 
 
@@ -120,7 +124,7 @@ def test_wrong_produce_window_and_cap_each_route_to_a_person(api):
         body = response.json()
         assert response.status_code == 201, body
         assert body["status"] == "in_review", (code, body)
-        assert code in [r["code"] for r in body["decision"]["reasons"]]
+        assert code in api.reasons(body)
 
 
 def test_claim_frequency_limit_sends_the_next_claim_to_review(api, container):
@@ -137,7 +141,7 @@ def test_claim_frequency_limit_sends_the_next_claim_to_review(api, container):
     api.put_order("ord-next")
     body = api.claim(customer, [api.upload_fruit(customer, seed=99)], order_id="ord-next").json()
     assert body["status"] == "in_review"
-    assert [r["code"] for r in body["decision"]["reasons"]] == ["claim_frequency"]
+    assert api.reasons(body) == ["claim_frequency"]
 
 
 def test_model_unavailable_sends_claims_to_people_instead_of_failing(
@@ -151,7 +155,7 @@ def test_model_unavailable_sends_claims_to_people_instead_of_failing(
     body = api.claim(customer, [photo]).json()
 
     assert body["status"] == "in_review"
-    assert "model_unavailable" in [r["code"] for r in body["decision"]["reasons"]]
+    assert "model_unavailable" in api.reasons(body)
     ready = api.client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["model"].startswith("error")
 
@@ -182,13 +186,13 @@ def test_a_new_claims_answer_is_what_reading_it_back_returns(api, rotten):
     created = api.claim(customer, [api.upload_fruit(customer, rotten=rotten)])
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["decision"]["route"] == ("auto" if rotten else "manual")
+    assert api.staff_view(body)["decision"]["route"] == ("auto" if rotten else "manual")
 
     read = api.client.get(f"/v1/claims/{body['id']}", headers=customer)
 
     assert read.status_code == 200 and read.json() == body
     moves = [entry["status"] for entry in body["timeline"]]
-    assert moves == (["approved", "paid"] if rotten else ["in_review"])
+    assert moves == ["submitted", *(["approved", "paid"] if rotten else ["in_review"])]
     if rotten:
         assert body["timeline"][-1]["at"] == body["paid_at"]
         assert body["compensation"]["status"] == "paid"
@@ -336,7 +340,7 @@ def test_a_slow_model_leaves_the_photo_unscored_and_the_claim_goes_to_a_person(
     body = api.claim(customer, [photo]).json()
 
     assert body["status"] == "in_review"
-    assert "model_unavailable" in [r["code"] for r in body["decision"]["reasons"]]
+    assert "model_unavailable" in api.reasons(body)
 
 
 def test_an_admin_reverses_a_payout_with_a_reason_and_the_ledger_nets_to_zero(api, container):

@@ -17,6 +17,7 @@ from claims_api.errors import ApiError
 from claims_api.events.models import OutboxEvent
 from claims_api.review import service as review
 from claims_api.review.schemas import DecisionIn
+from claims_api.rules.policy import Policy
 
 
 def _run_together(n: int, fn):
@@ -160,8 +161,12 @@ def test_two_decisions_at_once_pay_once(api, container):
 
     def decide(_):
         with container.db.session() as session:
-            return review.decide(
-                session, reviewer, claim_id, DecisionIn(outcome="approve", reason_code="ok")
+            return review.record_decision(
+                session,
+                reviewer,
+                claim_id,
+                DecisionIn(outcome="approve", reason_code="spoiled_confirmed"),
+                Policy(),
             ).status
 
     results = _run_together(4, decide)

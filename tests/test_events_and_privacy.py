@@ -45,7 +45,7 @@ def webhook_server():
 def test_relay_delivers_small_batches_each_in_its_own_transaction(api, container) -> None:
     api.put_order()
     customer = api.customer()
-    api.claim(customer, [api.upload_fruit(customer)])  # approved + paid: 2 events
+    api.claim(customer, [api.upload_fruit(customer)])  # submitted, approved, paid: 3 events
     api.put_order("ord-2")
     api.claim(customer, [api.upload_fruit(customer, seed=1)], order_id="ord-2")
     with container.db.read_session() as session:
@@ -77,11 +77,12 @@ def test_relay_delivers_each_event_once_to_consumers_and_signed_webhooks(
     api.claim(customer, [api.upload_fruit(customer)])
     relay = _relay(container, [url], "hook-secret")
 
-    assert relay.run_once() == 2
+    assert relay.run_once() == 3
     assert relay.run_once() == 0
 
-    assert [doc["type"] for _, doc, _ in received] == ["claim.approved", "claim.paid"]
-    headers, doc, raw = received[1]
+    types = [doc["type"] for _, doc, _ in received]
+    assert types == ["claim.submitted", "claim.approved", "claim.paid"]
+    headers, doc, raw = received[2]
     expected = hmac.new(b"hook-secret", raw, hashlib.sha256).hexdigest()
     assert headers["X-FreshClaim-Signature"] == f"sha256={expected}"
     assert doc["data"]["customer_id"] == "cust-1" and doc["data"]["approved_cents"] == 600
@@ -104,7 +105,7 @@ def test_failed_webhook_is_retried_later_and_consumers_stay_exactly_once(api, co
     with container.db.session() as session:  # make them due again
         for event in session.scalars(select(OutboxEvent)):
             event.next_attempt_at = event.created_at
-    assert _relay(container).run_once() == 2
+    assert _relay(container).run_once() == 3
     profile = api.client.get("/v1/customers/cust-1/profile", headers=api.shop_headers()).json()
     assert profile["claims_submitted"] == 1 and profile["claims_paid"] == 1
 
@@ -126,8 +127,8 @@ def test_a_consumer_failing_on_one_event_delays_only_that_event(api, container):
 
     relay = OutboxRelay(container.db, [picky], [], None)
     # the batch's consumer work is taken back, then redone one event at a time
-    assert relay.run_once() == 1
-    assert calls == ["claim.approved", "claim.paid", "claim.approved", "claim.paid"]
+    assert relay.run_once() == 2
+    assert calls == ["claim.submitted", "claim.approved", "claim.paid"] * 2
     with container.db.read_session() as session:
         events = {e.event_type: e for e in session.scalars(select(OutboxEvent))}
         assert events["claim.approved"].published_at is not None
@@ -147,7 +148,7 @@ def test_rejected_claim_blocks_koc_and_many_claims_on_one_sku_raise_an_alert(api
     api.client.post(
         f"/v1/review/claims/{claim_id}/decision",
         headers=reviewer,
-        json={"outcome": "reject", "reason_code": "looks_fresh", "message": "Looks fine."},
+        json={"outcome": "reject", "reason_code": "not_spoiled", "message": "Looks fine."},
     )
     relay = _relay(container)
     while relay.run_once():

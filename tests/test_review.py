@@ -54,12 +54,17 @@ def test_reviewer_approves_part_of_a_claim(api, container):
     assert decided.status_code == 200, decided.text
     body = decided.json()
     assert body["status"] == "paid"
-    assert [t["status"] for t in body["timeline"]] == ["in_review", "partially_approved", "paid"]
+    assert [t["status"] for t in body["timeline"]] == [
+        "submitted",
+        "in_review",
+        "partially_approved",
+        "paid",
+    ]
     assert body["compensation"]["amount_cents"] == 300
     again = api.client.post(
         f"/v1/review/claims/{claim['id']}/decision",
         headers=reviewer,
-        json={"outcome": "approve", "reason_code": "again"},
+        json={"outcome": "approve", "reason_code": "spoiled_confirmed"},
     )
     assert again.status_code == 409
     with container.db.read_session() as session:
@@ -78,7 +83,7 @@ def test_amount_above_the_claim_is_refused(api):
     response = api.client.post(
         f"/v1/review/claims/{claim['id']}/decision",
         headers=reviewer,
-        json={"outcome": "approve", "amount_cents": 10_000, "reason_code": "ok"},
+        json={"outcome": "approve", "amount_cents": 10_000, "reason_code": "spoiled_confirmed"},
     )
     assert response.status_code == 422 and response.json()["error"]["code"] == "amount_too_high"
 
@@ -93,7 +98,7 @@ def test_only_the_lease_holder_decides(api):
     response = api.client.post(
         f"/v1/review/claims/{claim['id']}/decision",
         headers=other,
-        json={"outcome": "approve", "reason_code": "ok"},
+        json={"outcome": "approve", "reason_code": "spoiled_confirmed"},
     )
     assert response.status_code == 409 and response.json()["error"]["code"] == "lease_not_held"
     assert (
@@ -119,7 +124,7 @@ def test_an_expired_lease_returns_the_claim_to_the_queue(api, container):
     late = api.client.post(
         f"/v1/review/claims/{claim['id']}/decision",
         headers=first,
-        json={"outcome": "approve", "reason_code": "ok"},
+        json={"outcome": "approve", "reason_code": "spoiled_confirmed"},
     )
     assert late.status_code == 409
 
@@ -140,7 +145,7 @@ def test_rejection_needs_a_message_and_an_appeal_goes_to_another_reviewer(api):
     api.client.post("/v1/review/lease", headers=first)
     url = f"/v1/review/claims/{claim['id']}/decision"
     no_message = api.client.post(
-        url, headers=first, json={"outcome": "reject", "reason_code": "looks_fresh"}
+        url, headers=first, json={"outcome": "reject", "reason_code": "not_spoiled"}
     )
     assert no_message.status_code == 422
     rejected = api.client.post(
@@ -148,7 +153,7 @@ def test_rejection_needs_a_message_and_an_appeal_goes_to_another_reviewer(api):
         headers=first,
         json={
             "outcome": "reject",
-            "reason_code": "looks_fresh",
+            "reason_code": "not_spoiled",
             "message": "The apples in the photo look fresh.",
         },
     )
@@ -175,7 +180,7 @@ def test_rejection_needs_a_message_and_an_appeal_goes_to_another_reviewer(api):
     assert api.client.post("/v1/review/lease", headers=first).status_code == 204
     assert api.client.post("/v1/review/lease", headers=second).json()["claim_id"] == claim["id"]
     approved = api.client.post(
-        url, headers=second, json={"outcome": "approve", "reason_code": "appeal_upheld"}
+        url, headers=second, json={"outcome": "approve", "reason_code": "spoiled_confirmed"}
     )
     assert approved.json()["status"] == "paid"
 
@@ -190,7 +195,7 @@ def test_request_photos_then_customer_adds_them(api):
         headers=reviewer,
         json={
             "outcome": "request_photos",
-            "reason_code": "need_closeup",
+            "reason_code": "more_photos_needed",
             "message": "Please send a close-up of the damage.",
         },
     )

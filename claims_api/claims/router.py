@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
 from claims_api.claims import service
@@ -12,9 +12,18 @@ from claims_api.claims.schemas import (
     ClaimCreate,
     ClaimOut,
     ClaimPage,
+    CustomerClaimOut,
     VerificationOut,
 )
-from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession, ReadSession
+from claims_api.claims.states import Status
+from claims_api.deps import (
+    AnyPrincipal,
+    ContainerDep,
+    CustomerPrincipal,
+    DbSession,
+    ReadSession,
+    RequestLocale,
+)
 from claims_api.errors import ERROR_RESPONSES, ApiError
 from claims_api.photos.models import Photo
 
@@ -28,19 +37,35 @@ IdempotencyKey = Annotated[
 ]
 
 
+def _readers(principal: AnyPrincipal) -> AnyPrincipal:
+    """Claims are read by their customer, the shop backend (its customer service) and staff."""
+    if principal.kind not in ("customer", "shop", "admin", "reviewer"):
+        raise ApiError(403, "forbidden", "This credential cannot read claims.")
+    return principal
+
+
+Reader = Annotated[AnyPrincipal, Depends(_readers)]
+
+
 @router.post(
-    "", status_code=201, response_model=ClaimOut, summary="Submit a claim; it is decided at once"
+    "",
+    status_code=201,
+    response_model=CustomerClaimOut,
+    summary="Submit a claim; it is decided at once",
 )
 def create_claim(
     body: ClaimCreate,
     session: DbSession,
     customer: CustomerPrincipal,
     container: ContainerDep,
+    locale: RequestLocale,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Auto-approved claims come back ``paid``; all others ``in_review`` with the reasons.
-    Retrying with the same ``Idempotency-Key`` and body returns the same claim; the same
-    key with a different body is a 409."""
+    """Auto-approved claims come back ``paid``; all others ``in_review``, with what the
+    customer is told in ``outcome`` (in the language of ``Accept-Language``). Retrying with
+    the same ``Idempotency-Key`` and body returns the same answer; the same key with a
+    different body is a 409. A claim on a line whose earlier claim a person rejected is
+    a 409 ``claim_rejected_appeal_instead`` while that rejection can be appealed."""
     if not idempotency_key:
         raise ApiError(
             400, "idempotency_key_required", "Send an Idempotency-Key header (1-200 characters)."
@@ -56,23 +81,47 @@ def create_claim(
         body,
         container.policy,
         container.settings.max_photos_per_claim,
+        locale,
     )
     return JSONResponse(body_out, status_code=status)
 
 
-@router.get("", response_model=ClaimPage, summary="The caller's own claims, newest first")
+@router.get(
+    "",
+    response_model=ClaimPage,
+    summary="Claims, newest first: a customer's own, or any for the shop and staff",
+)
 def list_claims(
     session: ReadSession,
-    customer: CustomerPrincipal,
+    viewer: Reader,
+    container: ContainerDep,
+    locale: RequestLocale,
+    customer_id: Annotated[str | None, Query(max_length=100)] = None,
+    order_id: Annotated[str | None, Query(max_length=100)] = None,
+    status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> ClaimPage:
-    return service.list_claims(session, customer.id, limit, cursor)
+    """The shop's customer service can look a claim up by customer, order or status (the
+    full view); a customer's token lists only that customer's claims (their view)."""
+    claim_filter = service.ClaimFilter(customer_id, order_id, status)
+    return service.list_claims(
+        session, viewer, claim_filter, limit, cursor, container.policy, locale
+    )
 
 
-@router.get("/{claim_id}", response_model=ClaimOut)
-def get_claim(claim_id: str, session: ReadSession, viewer: CustomerOrStaff) -> ClaimOut:
-    return service.claim_out(session, service.get_visible_claim(session, viewer, claim_id))
+@router.get("/{claim_id}", response_model=ClaimOut | CustomerClaimOut)
+def get_claim(
+    claim_id: str,
+    session: ReadSession,
+    viewer: Reader,
+    container: ContainerDep,
+    locale: RequestLocale,
+) -> ClaimOut | CustomerClaimOut:
+    """A customer gets their view (the outcome in words, no internals); the shop and staff
+    get the full view."""
+    claim = service.get_visible_claim(session, viewer, claim_id)
+    return service.claim_view(session, claim, viewer, container.policy, locale)
 
 
 @router.get(
@@ -80,10 +129,8 @@ def get_claim(claim_id: str, session: ReadSession, viewer: CustomerOrStaff) -> C
     response_model=VerificationOut,
     summary="The verification report: every signal with value, threshold and whether it fired",
 )
-def get_verification(
-    claim_id: str, session: ReadSession, viewer: CustomerOrStaff
-) -> VerificationOut:
-    if viewer.kind == "customer":
+def get_verification(claim_id: str, session: ReadSession, viewer: Reader) -> VerificationOut:
+    if viewer.kind not in ("reviewer", "admin"):
         raise ApiError(403, "forbidden", "The verification report is for reviewers.")
     claim = service.get_visible_claim(session, viewer, claim_id)
     photos = [session.get(Photo, pid) for pid in claim.photo_ids]
@@ -103,20 +150,27 @@ def get_verification(
     )
 
 
-@router.post("/{claim_id}/appeal", response_model=ClaimOut, summary="Appeal a rejection (once)")
+@router.post(
+    "/{claim_id}/appeal",
+    response_model=CustomerClaimOut,
+    summary="Appeal a rejection (once, within the appeal window)",
+)
 def appeal_claim(
     claim_id: str,
     body: AppealIn,
     session: DbSession,
     customer: CustomerPrincipal,
     container: ContainerDep,
-) -> ClaimOut:
+    locale: RequestLocale,
+) -> CustomerClaimOut:
     claim = service.appeal(session, customer, claim_id, body.message, container.policy)
-    return service.claim_out(session, claim)
+    return service.customer_claim_out(session, claim, container.policy, locale)
 
 
 @router.post(
-    "/{claim_id}/photos", response_model=ClaimOut, summary="Add the photos a reviewer asked for"
+    "/{claim_id}/photos",
+    response_model=CustomerClaimOut,
+    summary="Add the photos a reviewer asked for",
 )
 def add_photos(
     claim_id: str,
@@ -124,7 +178,8 @@ def add_photos(
     session: DbSession,
     customer: CustomerPrincipal,
     container: ContainerDep,
-) -> ClaimOut:
+    locale: RequestLocale,
+) -> CustomerClaimOut:
     claim = service.add_photos(
         session,
         customer,
@@ -133,4 +188,4 @@ def add_photos(
         container.settings.max_photos_per_claim,
         container.policy,
     )
-    return service.claim_out(session, claim)
+    return service.customer_claim_out(session, claim, container.policy, locale)

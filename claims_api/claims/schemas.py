@@ -36,6 +36,29 @@ class DecisionOut(BaseModel):
     threshold_version: str | None = None
     policy_version: str
     decided_by: str = "policy"
+    decided_by_name: str | None = Field(
+        default=None, description="The reviewer's display name (staff views only)."
+    )
+
+
+class OutcomeOut(BaseModel):
+    """What the customer is told: see docs/api.md, "What the customer is told"."""
+
+    code: str = Field(description="What happened, for the mini-program to switch on.")
+    message: str = Field(description="One plain sentence in the customer's language.")
+    reviewer_message: str | None = Field(
+        default=None, description="The reviewer's own words to the customer, verbatim."
+    )
+    review_reason: str | None = Field(
+        default=None, description="The reviewer's reason code (see Review reasons)."
+    )
+    appeal_until: datetime | None = None
+    respond_by: datetime | None = Field(
+        default=None, description="While a claim is open: the answer is promised by then."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What the customer could fix, in their language."
+    )
 
 
 class CompensationOut(BaseModel):
@@ -51,7 +74,10 @@ class TimelineEntry(BaseModel):
     actor: str
 
 
-class ClaimOut(BaseModel):
+class CustomerClaimOut(BaseModel):
+    """A claim as its customer sees it: the outcome in words, the amounts and the dates;
+    none of the decision's internals."""
+
     id: str
     status: str
     order_id: str
@@ -60,18 +86,25 @@ class ClaimOut(BaseModel):
     affected_quantity: int
     note: str | None
     photo_ids: list[str]
-    decision: DecisionOut
+    outcome: OutcomeOut
     compensation: CompensationOut
     submitted_at: datetime
     decided_at: datetime | None
     paid_at: datetime | None
-    sla_deadline: datetime
     appealed: bool
     timeline: list[TimelineEntry]
 
 
+class ClaimOut(CustomerClaimOut):
+    """A claim as the shop and staff see it: the customer's view plus the decision."""
+
+    customer_id: str
+    decision: DecisionOut
+    sla_deadline: datetime
+
+
 class ClaimPage(BaseModel):
-    items: list[ClaimOut]
+    items: list[ClaimOut | CustomerClaimOut]
     next_cursor: str | None
 
 

@@ -20,10 +20,12 @@ from claims_api.claims.schemas import (
     ClaimOut,
     ClaimPage,
     CompensationOut,
+    CustomerClaimOut,
     DecisionOut,
+    OutcomeOut,
     TimelineEntry,
 )
-from claims_api.claims.states import Status, transition
+from claims_api.claims.states import Status, open_claim, transition
 from claims_api.compensation import service as ledger
 from claims_api.compensation.models import LedgerPosting
 from claims_api.db import new_id, utcnow
@@ -31,7 +33,8 @@ from claims_api.errors import ApiError, conflict, not_found, unprocessable
 from claims_api.observability import CLAIMS_DECIDED
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
-from claims_api.rules import ClaimContext, Policy, decide, evaluate
+from claims_api.rules import ClaimContext, Policy, decide, evaluate, reviewer_text
+from claims_api.rules.outcome import appeal_until, customer_outcome
 from claims_api.verification import duplicates, history
 
 OPEN_STATUSES = (Status.SUBMITTED, Status.IN_REVIEW, Status.PHOTOS_REQUESTED)
@@ -93,6 +96,42 @@ def _order_line(session: Session, customer_id: str, body: ClaimCreate) -> tuple[
     return order, line
 
 
+# A person's "no" on a line: a rejection, or a paid claim an admin reversed.
+REFUSED_STATUSES = (Status.REJECTED, Status.REVERSED)
+
+
+def _refused_on_line(
+    session: Session, order_id: str, line_id: str, *, exclude: str
+) -> list[Claim]:
+    return list(
+        session.scalars(
+            select(Claim)
+            .where(
+                Claim.order_id == order_id,
+                Claim.line_id == line_id,
+                Claim.status.in_([str(s) for s in REFUSED_STATUSES]),
+                Claim.id != exclude,
+            )
+            .order_by(Claim.decided_at.desc(), Claim.id)
+        )
+    )
+
+
+def _refuse_while_appealable(refused: list[Claim], policy: Policy, now: datetime) -> None:
+    """A person rejected this line and the customer may still appeal: the appeal is the way
+    to disagree, not a new claim that the machine might pay."""
+    for earlier in refused:
+        until = appeal_until(earlier, policy)
+        if until is not None and now <= until:
+            raise conflict(
+                "claim_rejected_appeal_instead",
+                "A person rejected the earlier claim on this order line; appeal that claim "
+                f"instead (once, until {until.isoformat()}).",
+                claim_id=earlier.id,
+                appeal_until=until.isoformat(),
+            )
+
+
 def _context(
     session: Session,
     claim: Claim,
@@ -100,6 +139,7 @@ def _context(
     line: OrderLine,
     photos: list[Photo],
     policy: Policy,
+    refused_on_line: int | None = None,
 ) -> ClaimContext:
     """Everything the signals read, gathered with a few indexed queries (the claim row is
     already written, so rates that include this claim count it)."""
@@ -118,6 +158,11 @@ def _context(
                 session, claim.id, claim.customer_id, photos, policy.duplicate_max_distance
             )
         ),
+        refused_on_line=(
+            len(_refused_on_line(session, order.id, line.line_id, exclude=claim.id))
+            if refused_on_line is None
+            else refused_on_line
+        ),
     )
 
 
@@ -128,8 +173,10 @@ def submit_claim(
     body: ClaimCreate,
     policy: Policy,
     max_photos: int,
+    locale: str | None = None,
 ) -> tuple[int, dict]:
-    """Returns (status code, response body); a replay returns what the first call returned."""
+    """Returns (status code, response body): the customer's view of the claim in ``locale``;
+    a replay returns what the first call returned."""
     digest = request_hash(body)
     existing = _find_record(session, customer.id, key)
     if existing is not None:
@@ -158,8 +205,10 @@ def submit_claim(
         raise conflict(
             "line_fully_compensated", "This order line has already been compensated in full."
         )
-
     now = utcnow()
+    refused = _refused_on_line(session, order.id, line.line_id, exclude="")
+    _refuse_while_appealable(refused, policy, now)
+
     claim = Claim(
         id=new_id("clm"),
         customer_id=customer.id,
@@ -168,7 +217,6 @@ def submit_claim(
         issue=body.issue,
         affected_quantity=body.affected_quantity,
         note=body.note,
-        status=Status.SUBMITTED,
         requested_cents=min(body.affected_quantity * line.unit_price_cents, remaining),
         submitted_at=now,
         sla_deadline=now + timedelta(minutes=policy.auto_sla_minutes),
@@ -184,7 +232,7 @@ def submit_claim(
     )
     try:
         response = _decide_and_record(
-            session, claim, record, order, line, photos, policy, remaining
+            session, claim, record, order, line, photos, policy, remaining, len(refused), locale
         )
     except _KeyTaken:
         winner = _find_record(session, customer.id, key)
@@ -210,6 +258,8 @@ def _decide_and_record(
     photos: list[Photo],
     policy: Policy,
     remaining: int,
+    refused_on_line: int,
+    locale: str | None,
 ) -> dict:
     """Writes the claim, decides it and writes the idempotency record last, with the answer,
     all inside one savepoint. Twins on one order line queue on the line lock and the later
@@ -220,10 +270,15 @@ def _decide_and_record(
     try:
         with session.begin_nested():
             session.add(claim)
+            customer = Principal(kind="customer", id=claim.customer_id)
+            submitted = open_claim(session, claim, customer, policy)
             session.flush()
-            written = _route(session, claim, order, line, photos, policy, remaining)
+            context = _context(session, claim, order, line, photos, policy, refused_on_line)
+            written = _route(session, claim, context, remaining)
+            written.moves.insert(0, submitted)
             # built from what this transaction wrote, not read back: what a GET returns
-            response = claim_out(session, claim, written).model_dump(mode="json")
+            response = customer_claim_out(session, claim, policy, locale, written)
+            response = response.model_dump(mode="json")
             record.response_body = response
             session.add(record)
             session.flush()
@@ -241,18 +296,10 @@ class Written:
     postings: list[LedgerPosting]
 
 
-def _route(
-    session: Session,
-    claim: Claim,
-    order: Order,
-    line: OrderLine,
-    photos: list[Photo],
-    policy: Policy,
-    remaining: int,
-) -> Written:
+def _route(session: Session, claim: Claim, context: ClaimContext, remaining: int) -> Written:
     """``remaining``: the line's uncompensated cents, computed under the line lock this
     transaction holds (only this claim can pay on the line before it commits)."""
-    context = _context(session, claim, order, line, photos, policy)
+    policy = context.policy
     decision = decide(evaluate(context), context.scores, policy, utcnow())
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
@@ -260,11 +307,13 @@ def _route(
     claim.reason_codes = "".join(f",{r['code']}" for r in decision.reasons) + ","
     if decision.route == "auto":
         claim.approved_cents = claim.requested_cents
-        approved = transition(session, claim, Status.APPROVED, SYSTEM, reason="auto_approved")
+        approved = transition(
+            session, claim, Status.APPROVED, SYSTEM, policy, reason="auto_approved"
+        )
         posting = ledger.pay_claim(
             session, claim, claim.approved_cents, SYSTEM.id, remaining=remaining
         )
-        paid = transition(session, claim, Status.PAID, SYSTEM)
+        paid = transition(session, claim, Status.PAID, SYSTEM, policy)
         return Written(moves=[approved, paid], postings=[posting])
     claim.sla_deadline = claim.submitted_at + timedelta(minutes=policy.manual_review_sla_minutes)
     in_review = transition(
@@ -272,6 +321,7 @@ def _route(
         claim,
         Status.IN_REVIEW,
         SYSTEM,
+        policy,
         reason="manual_review",
         reasons=[r["code"] for r in decision.reasons],
     )
@@ -322,39 +372,84 @@ def _timeline_entry(action: str, at: datetime, actor_type: str) -> TimelineEntry
     return TimelineEntry(status=action.removeprefix("status:"), at=at, actor=actor_type)
 
 
-def claim_out(session: Session, claim: Claim, written: Written | None = None) -> ClaimOut:
-    """``written``: the claim's moves and postings are all in it (a new claim), so they are
-    not queried."""
-    decision = claim.decision or {}
-    return ClaimOut(
-        id=claim.id,
-        status=claim.status,
-        order_id=claim.order_id,
-        line_id=claim.line_id,
-        issue=claim.issue,
-        affected_quantity=claim.affected_quantity,
-        note=claim.note,
-        photo_ids=claim.photo_ids,
-        decision=DecisionOut(
-            route=decision.get("route", "manual"),
-            reasons=decision.get("reasons", []),
-            model_version=decision.get("model_version"),
-            threshold_version=decision.get("threshold_version"),
-            policy_version=decision.get("policy_version", ""),
-            decided_by=decision.get("decided_by", "policy"),
-        ),
-        compensation=_compensation(session, claim, written.postings if written else None),
-        submitted_at=claim.submitted_at,
-        decided_at=claim.decided_at,
-        paid_at=claim.paid_at,
-        sla_deadline=claim.sla_deadline,
-        appealed=claim.appealed,
-        timeline=(
+def _common(
+    session: Session, claim: Claim, policy: Policy, locale: str | None, written: Written | None
+) -> dict:
+    """The fields both views share. ``written``: the claim's moves and postings are all in it
+    (a new claim), so they are not queried."""
+    compensation = _compensation(session, claim, written.postings if written else None)
+    outcome = customer_outcome(claim, policy, locale, payout_method=compensation.method)
+    return {
+        "id": claim.id,
+        "status": claim.status,
+        "order_id": claim.order_id,
+        "line_id": claim.line_id,
+        "issue": claim.issue,
+        "affected_quantity": claim.affected_quantity,
+        "note": claim.note,
+        "photo_ids": claim.photo_ids,
+        "outcome": OutcomeOut(**{k: v for k, v in vars(outcome).items() if k != "params"}),
+        "compensation": compensation,
+        "submitted_at": claim.submitted_at,
+        "decided_at": claim.decided_at,
+        "paid_at": claim.paid_at,
+        "appealed": claim.appealed,
+        "timeline": (
             [_timeline_entry(m.action, m.at, m.actor_type) for m in written.moves]
             if written
             else timeline(session, claim.id)
         ),
+    }
+
+
+def customer_claim_out(
+    session: Session,
+    claim: Claim,
+    policy: Policy,
+    locale: str | None,
+    written: Written | None = None,
+) -> CustomerClaimOut:
+    """The customer's view: no reason codes, scores, thresholds or staff ids."""
+    return CustomerClaimOut(**_common(session, claim, policy, locale, written))
+
+
+def claim_out(
+    session: Session,
+    claim: Claim,
+    policy: Policy,
+    locale: str | None = "en",
+    written: Written | None = None,
+) -> ClaimOut:
+    """The shop's and staff's view: the customer's, plus the decision with its reasons in
+    ``locale`` (a reviewer's reads their name)."""
+    decision = claim.decision or {}
+    review = decision.get("review") or {}
+    reasons = [
+        {"code": r["code"], "message": reviewer_text(r["code"], locale or "en")}
+        for r in decision.get("reasons", [])
+    ]
+    return ClaimOut(
+        **_common(session, claim, policy, locale, written),
+        customer_id=claim.customer_id,
+        sla_deadline=claim.sla_deadline,
+        decision=DecisionOut(
+            route=decision.get("route", "manual"),
+            reasons=reasons,
+            model_version=decision.get("model_version"),
+            threshold_version=decision.get("threshold_version"),
+            policy_version=decision.get("policy_version", ""),
+            decided_by=decision.get("decided_by", "policy"),
+            decided_by_name=review.get("reviewer") or None,
+        ),
     )
+
+
+def claim_view(
+    session: Session, claim: Claim, viewer: Principal, policy: Policy, locale: str | None
+) -> ClaimOut | CustomerClaimOut:
+    if viewer.kind == "customer":
+        return customer_claim_out(session, claim, policy, locale)
+    return claim_out(session, claim, policy, locale)
 
 
 def get_visible_claim(
@@ -382,8 +477,39 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ApiError(400, "invalid_cursor", "The cursor is not one this API returned.") from exc
 
 
-def list_claims(session: Session, customer_id: str, limit: int, cursor: str | None) -> ClaimPage:
-    query = select(Claim).where(Claim.customer_id == customer_id)
+@dataclass(frozen=True)
+class ClaimFilter:
+    """What a listing is narrowed to. A customer's listing is always their own claims."""
+
+    customer_id: str | None = None
+    order_id: str | None = None
+    status: Status | None = None
+
+    def where(self) -> list:
+        conditions = []
+        if self.customer_id is not None:
+            conditions.append(Claim.customer_id == self.customer_id)
+        if self.order_id is not None:
+            conditions.append(Claim.order_id == self.order_id)
+        if self.status is not None:
+            conditions.append(Claim.status == str(self.status))
+        return conditions
+
+
+def list_claims(
+    session: Session,
+    viewer: Principal,
+    claim_filter: ClaimFilter,
+    limit: int,
+    cursor: str | None,
+    policy: Policy,
+    locale: str | None,
+) -> ClaimPage:
+    """Newest first, by keyset cursor. A customer sees only their own claims, whatever the
+    filter says; the shop and staff see any, in the full view."""
+    if viewer.kind == "customer":
+        claim_filter = ClaimFilter(viewer.id, claim_filter.order_id, claim_filter.status)
+    query = select(Claim).where(*claim_filter.where())
     if cursor:
         at, claim_id = _decode_cursor(cursor)
         query = query.where(
@@ -396,7 +522,7 @@ def list_claims(session: Session, customer_id: str, limit: int, cursor: str | No
     )
     items, more = rows[:limit], len(rows) > limit
     return ClaimPage(
-        items=[claim_out(session, c) for c in items],
+        items=[claim_view(session, c, viewer, policy, locale) for c in items],
         next_cursor=_encode_cursor(items[-1]) if more and items else None,
     )
 
@@ -409,10 +535,19 @@ def appeal(
         raise conflict("not_rejected", "Only a rejected claim can be appealed.")
     if claim.appealed:
         raise conflict("already_appealed", "This claim has already been appealed once.")
+    until, now = appeal_until(claim, policy), utcnow()
+    if until is not None and now > until:
+        raise conflict(
+            "appeal_window_closed",
+            f"The time to appeal this claim ended at {until.isoformat()}.",
+            appeal_until=until.isoformat(),
+        )
     claim.appealed = True
     claim.appeal_message = message
-    claim.sla_deadline = utcnow() + timedelta(minutes=policy.manual_review_sla_minutes)
-    transition(session, claim, Status.IN_REVIEW, customer, reason="appeal", message=message)
+    claim.sla_deadline = now + timedelta(minutes=policy.manual_review_sla_minutes)
+    transition(
+        session, claim, Status.IN_REVIEW, customer, policy, reason="appeal", message=message
+    )
     return claim
 
 
@@ -439,7 +574,7 @@ def add_photos(
     claim_id: str,
     photo_ids: list[str],
     max_photos: int,
-    policy: Policy | None = None,
+    policy: Policy,
 ) -> Claim:
     claim = get_visible_claim(session, customer, claim_id, lock=True)
     if claim.status != Status.PHOTOS_REQUESTED:
@@ -458,9 +593,9 @@ def add_photos(
         claim,
         Status.IN_REVIEW,
         customer,
+        policy,
         reason="photos_added",
         photo_ids=[p.id for p in new],
     )
-    if policy is not None:
-        reverify(session, claim, policy, "photos_added")
+    reverify(session, claim, policy, "photos_added")
     return claim

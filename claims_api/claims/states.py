@@ -1,9 +1,12 @@
-"""The claim state machine. ``transition`` is the only code that changes ``Claim.status``:
-it checks the move, stamps the time, and writes an audit row and an outbox event in the
-caller's transaction."""
+"""The claim state machine. ``open_claim`` and ``transition`` are the only code that sets
+``Claim.status``: they check the move, stamp the time, and write an audit row and an outbox
+event in the caller's transaction. Every event carries what the customer is told
+(:func:`claims_api.rules.outcome.customer_outcome`), so the shop can notify them without
+calling back."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +19,8 @@ from claims_api.claims.models import Claim
 from claims_api.db import utcnow
 from claims_api.errors import conflict
 from claims_api.events import service as events
+from claims_api.rules.outcome import customer_outcome
+from claims_api.rules.policy import Policy
 
 
 class Status(StrEnum):
@@ -44,7 +49,6 @@ ALLOWED: dict[Status, set[Status]] = {
     Status.PAID: {Status.REVERSED},
     Status.REVERSED: set(),
 }
-OPEN_FOR_REVIEW = (Status.IN_REVIEW,)
 DECIDED = {Status.APPROVED, Status.PARTIALLY_APPROVED, Status.REJECTED}
 
 
@@ -57,11 +61,19 @@ def snapshot(claim: Claim) -> dict[str, Any]:
     }
 
 
+def open_claim(session: Session, claim: Claim, actor: Principal, policy: Policy) -> AuditEntry:
+    """A new claim enters the machine as ``submitted`` (its first timeline entry and its
+    ``claim.submitted`` event). Call after the claim row is flushed."""
+    claim.status = Status.SUBMITTED
+    return _record(session, claim, None, Status.SUBMITTED, actor, policy, {}, utcnow())
+
+
 def transition(
     session: Session,
     claim: Claim,
     to: Status,
     actor: Principal,
+    policy: Policy,
     *,
     reason: str | None = None,
     **details: Any,
@@ -82,6 +94,22 @@ def transition(
     if to is not Status.IN_REVIEW:
         claim.lease_holder = None
         claim.lease_expires_at = None
+    return _record(
+        session, claim, before, to, actor, policy, {"reason": reason, **details}, now, current
+    )
+
+
+def _record(
+    session: Session,
+    claim: Claim,
+    before: dict[str, Any] | None,
+    to: Status,
+    actor: Principal,
+    policy: Policy,
+    details: dict[str, Any],
+    now: datetime,
+    previous: Status | None = None,
+) -> AuditEntry:
     entry = audit.record(
         session,
         actor,
@@ -91,7 +119,6 @@ def transition(
         before=before,
         after=snapshot(claim),
         at=now,
-        reason=reason,
         **details,
     )
     events.emit(
@@ -105,12 +132,13 @@ def transition(
             "order_id": claim.order_id,
             "line_id": claim.line_id,
             "status": str(to),
-            "previous_status": str(current),
+            "previous_status": str(previous) if previous else None,
             "approved_cents": claim.approved_cents,
             "requested_cents": claim.requested_cents,
             "actor": {"kind": actor.kind, "id": actor.id},
-            "reason": reason,
+            "reason": details.get("reason"),
             "at": now.isoformat(),
+            "outcome": customer_outcome(claim, policy, None, now=now).to_event(policy),
         },
     )
     return entry

@@ -9,7 +9,7 @@ from claims_api.auth.principal import Principal
 from claims_api.claims.service import claim_out, get_visible_claim
 from claims_api.claims.states import Status, transition
 from claims_api.compensation import service
-from claims_api.deps import DbSession, current_principal
+from claims_api.deps import ContainerDep, DbSession, RequestLocale, current_principal
 from claims_api.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(prefix="/v1/claims", tags=["compensation"], responses=ERROR_RESPONSES)
@@ -32,6 +32,8 @@ def reverse(
     body: ReversalIn,
     session: DbSession,
     admin: Annotated[Principal, Depends(_admin)],
+    container: ContainerDep,
+    locale: RequestLocale,
 ) -> dict:
     claim = get_visible_claim(session, admin, claim_id, lock=True)
     if claim.status != Status.PAID:
@@ -39,5 +41,5 @@ def reverse(
             409, "not_paid", f"Only a paid claim can be reversed; this one is {claim.status}."
         )
     service.reverse_payout(session, claim, admin.id, body.reason)
-    transition(session, claim, Status.REVERSED, admin, reason=body.reason)
-    return claim_out(session, claim).model_dump(mode="json")
+    transition(session, claim, Status.REVERSED, admin, container.policy, reason=body.reason)
+    return claim_out(session, claim, container.policy, locale).model_dump(mode="json")

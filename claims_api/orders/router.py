@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Response
 
-from claims_api.deps import DbSession, ReadSession, ShopPrincipal
-from claims_api.errors import ERROR_RESPONSES, not_found
+from claims_api.deps import DbSession, OrderReader, ReadSession, ShopPrincipal
+from claims_api.errors import ERROR_RESPONSES
 from claims_api.orders import service
 from claims_api.orders.models import Order
 from claims_api.orders.schemas import OrderIn, OrderOut
@@ -32,8 +32,7 @@ def put_order(
 
 
 @router.get("/{order_id}", response_model=OrderOut)
-def get_order(session: ReadSession, shop: ShopPrincipal, order_id: str = OrderId) -> OrderOut:
-    order = session.get(Order, order_id)
-    if order is None:
-        raise not_found("order")
-    return _out(order)
+def get_order(session: ReadSession, viewer: OrderReader, order_id: str = OrderId) -> OrderOut:
+    """The shop reads any order; a customer's token reads that customer's own orders (any
+    other is reported like one that does not exist)."""
+    return _out(service.get_visible_order(session, viewer, order_id))

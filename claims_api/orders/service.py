@@ -7,7 +7,7 @@ from claims_api.audit import service as audit
 from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
-from claims_api.errors import conflict
+from claims_api.errors import conflict, not_found
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.orders.schemas import OrderIn
 
@@ -91,3 +91,10 @@ def upsert_order(
 
 def _snapshot(order: Order) -> dict:
     return OrderIn.model_validate(order, from_attributes=True).model_dump(mode="json")
+
+
+def get_visible_order(session: Session, viewer: Principal, order_id: str) -> Order:
+    order = session.get(Order, order_id)
+    if order is None or (viewer.kind == "customer" and order.customer_id != viewer.id):
+        raise not_found("order")
+    return order

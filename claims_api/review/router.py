@@ -5,7 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from claims_api.claims.service import claim_out
-from claims_api.deps import ContainerDep, DbSession, ReadSession, ReviewerPrincipal
+from claims_api.deps import (
+    ContainerDep,
+    DbSession,
+    ReadSession,
+    RequestLocale,
+    ReviewerPrincipal,
+)
 from claims_api.errors import ERROR_RESPONSES
 from claims_api.review import service
 from claims_api.review.schemas import DecisionIn, Lease, PhotoLabelIn, QueuePage
@@ -37,7 +43,7 @@ def get_queue(
     summary="Lease the most urgent free claim",
 )
 def lease(
-    session: DbSession, reviewer: ReviewerPrincipal, container: ContainerDep
+    session: DbSession, reviewer: ReviewerPrincipal, container: ContainerDep, locale: RequestLocale
 ) -> Lease | Response:
     claim = service.lease_next(session, reviewer, container.settings.review_lease_seconds)
     if claim is None:
@@ -45,19 +51,23 @@ def lease(
     return Lease(
         claim_id=claim.id,
         lease_expires_at=claim.lease_expires_at,
-        claim=claim_out(session, claim).model_dump(mode="json"),
+        claim=claim_out(session, claim, container.policy, locale).model_dump(mode="json"),
     )
 
 
 @router.post("/claims/{claim_id}/heartbeat", response_model=Lease, summary="Keep a lease alive")
 def heartbeat(
-    claim_id: str, session: DbSession, reviewer: ReviewerPrincipal, container: ContainerDep
+    claim_id: str,
+    session: DbSession,
+    reviewer: ReviewerPrincipal,
+    container: ContainerDep,
+    locale: RequestLocale,
 ) -> Lease:
     claim = service.heartbeat(session, reviewer, claim_id, container.settings.review_lease_seconds)
     return Lease(
         claim_id=claim.id,
         lease_expires_at=claim.lease_expires_at,
-        claim=claim_out(session, claim).model_dump(mode="json"),
+        claim=claim_out(session, claim, container.policy, locale).model_dump(mode="json"),
     )
 
 
@@ -69,10 +79,18 @@ def release(claim_id: str, session: DbSession, reviewer: ReviewerPrincipal) -> R
 
 @router.post("/claims/{claim_id}/decision", summary="Decide a leased claim")
 def decide(
-    claim_id: str, body: DecisionIn, session: DbSession, reviewer: ReviewerPrincipal
+    claim_id: str,
+    body: DecisionIn,
+    session: DbSession,
+    reviewer: ReviewerPrincipal,
+    container: ContainerDep,
+    locale: RequestLocale,
 ) -> dict:
-    claim = service.decide(session, reviewer, claim_id, body)
-    return claim_out(session, claim).model_dump(mode="json")
+    """The reason code must be one of the catalogue's for the outcome (422
+    ``unknown_reason_code`` lists them); a rejection and a request for photos need a
+    message, which reaches the customer verbatim."""
+    claim = service.record_decision(session, reviewer, claim_id, body, container.policy)
+    return claim_out(session, claim, container.policy, locale).model_dump(mode="json")
 
 
 @router.put("/photos/{photo_id}/label", status_code=204, summary="Label a photo for retraining")

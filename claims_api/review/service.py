@@ -21,6 +21,8 @@ from claims_api.orders.models import OrderLine
 from claims_api.photos.models import Photo
 from claims_api.review.models import PhotoLabel, ReviewDecision
 from claims_api.review.schemas import DecisionIn, QueueItem, QueuePage
+from claims_api.rules.policy import Policy
+from claims_api.rules.review_reasons import allowed_reasons
 
 
 def _free(now: datetime):
@@ -183,9 +185,28 @@ def release(session: Session, reviewer: Principal, claim_id: str) -> Claim:
     return claim
 
 
-def decide(
-    session: Session, reviewer: Principal, claim_id: str, body: DecisionIn, seen: dict | None = None
+def _check_reason(body: DecisionIn) -> None:
+    allowed = allowed_reasons(body.outcome)
+    if body.reason_code not in allowed:
+        raise unprocessable(
+            "unknown_reason_code",
+            f"{body.reason_code!r} is not a reason for {body.outcome}; use one of: "
+            f"{', '.join(allowed)}.",
+            allowed=list(allowed),
+        )
+
+
+def record_decision(
+    session: Session,
+    reviewer: Principal,
+    claim_id: str,
+    body: DecisionIn,
+    policy: Policy,
+    seen: dict | None = None,
 ) -> Claim:
+    """A person's decision. The customer is told the outcome with the reviewer's message
+    verbatim (it goes into the claim's decision before the move, so the event carries it)."""
+    _check_reason(body)
     claim = _locked_claim(session, claim_id)
     _require_lease(claim, reviewer)
     if claim.appealed and claim.rejected_by == reviewer.id:
@@ -196,6 +217,17 @@ def decide(
         )
     leased_at = claim.leased_at
     details = {"reason_code": body.reason_code, "message": body.message}
+    claim.decision = {
+        **(claim.decision or {}),
+        "decided_by": reviewer.id,
+        "review": {
+            "outcome": body.outcome,
+            "reason_code": body.reason_code,
+            "message": body.message,
+            "reviewer": reviewer.name,
+            "at": utcnow().isoformat(),
+        },
+    }
     if body.outcome == "approve":
         line = ledger.lock_line(session, claim.order_id, claim.line_id)
         remaining = ledger.remaining_cents(session, line)
@@ -207,28 +239,28 @@ def decide(
             )
         claim.approved_cents = amount
         status = Status.APPROVED if amount == claim.requested_cents else Status.PARTIALLY_APPROVED
-        transition(session, claim, status, reviewer, reason=body.reason_code, **details)
+        transition(session, claim, status, reviewer, policy, reason=body.reason_code, **details)
         ledger.pay_claim(session, claim, amount, reviewer.id, remaining=remaining)
-        transition(session, claim, Status.PAID, reviewer)
+        transition(session, claim, Status.PAID, reviewer, policy)
     elif body.outcome == "reject":
         if not body.message:
             raise unprocessable("message_required", "Tell the customer why the claim is rejected.")
         claim.rejected_by = reviewer.id
-        transition(session, claim, Status.REJECTED, reviewer, reason=body.reason_code, **details)
-    else:
         transition(
-            session, claim, Status.PHOTOS_REQUESTED, reviewer, reason=body.reason_code, **details
+            session, claim, Status.REJECTED, reviewer, policy, reason=body.reason_code, **details
         )
-    claim.decision = {
-        **(claim.decision or {}),
-        "decided_by": reviewer.id,
-        "review": {
-            "outcome": body.outcome,
-            "reason_code": body.reason_code,
-            "reviewer": reviewer.name,
-            "at": utcnow().isoformat(),
-        },
-    }
+    else:
+        if not body.message:
+            raise unprocessable("message_required", "Tell the customer which photos to take.")
+        transition(
+            session,
+            claim,
+            Status.PHOTOS_REQUESTED,
+            reviewer,
+            policy,
+            reason=body.reason_code,
+            **details,
+        )
     session.add(_decision_row(session, claim, reviewer, body, leased_at, seen or {}))
     return claim
 

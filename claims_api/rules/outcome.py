@@ -24,6 +24,10 @@ SENTENCES: dict[str, dict[str, str]] = {
         "en": "We have received your claim and are checking it.",
         "zh": "我们已收到您的售后申请，正在处理。",
     },
+    "approved": {
+        "en": "Your claim is approved: {amount} is on its way to you.",
+        "zh": "您的申请已通过，{amount} 正在退款中。",
+    },
     "paid": {
         "en": "We have refunded {amount} to your {method}.",
         "zh": "已向您的{method}退款 {amount}。",
@@ -159,6 +163,8 @@ def _code_and_params(
         if until is not None and (now is None or now <= until):
             return "rejected", {"appeal_until": until.isoformat()}
         return "rejected_appeal_closed", {}
+    if status in ("approved", "partially_approved"):
+        return "approved", {"amount_cents": amount}
     if status in ("photos_requested", "reversed"):
         return status, {}
     return "received", {}

@@ -68,6 +68,7 @@ class ClaimContext:
     policy: Policy
     pickup: PickupPointHistory | None = None
     reuse: tuple[PhotoReuse, ...] = ()
+    refused_on_line: int = 0  # earlier claims on this order line a person refused
 
     @cached_property
     def scores(self) -> list[PhotoScores]:
@@ -399,6 +400,28 @@ _TRUST_FIELDS = (
     "reduced_cap_factor",
     "rejections_for_restricted",
 )
+
+
+@rule(
+    "refused_on_line",
+    when=(
+        "a person already refused a claim on this order line (rejected it, or reversed its "
+        "payout): a new claim on the line is never paid by the machine; while the rejection "
+        "can still be appealed, a new claim is refused (409 `claim_rejected_appeal_instead`)"
+    ),
+    reviewer={
+        "en": "A person already refused an earlier claim on this order line.",
+        "zh": "该订单行已有售后申请被人工驳回或撤回赔付。",
+    },
+    customer={
+        "en": "A person already decided an earlier claim on this item, so a person checks "
+        "this one too.",
+        "zh": "该商品之前的申请已由工作人员处理，本次申请也将由工作人员审核。",
+    },
+    reads=("appeal_window_hours",),
+)
+def refused_on_line(ctx: ClaimContext) -> Signal:
+    return _fire("refused_on_line", ctx.refused_on_line > 0, ctx.refused_on_line, 0)
 
 
 @rule(

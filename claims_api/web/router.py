@@ -367,6 +367,7 @@ def decide(request: Request, claim_id: str, user: PageUser, form: Form) -> Respo
                 form,
                 _locale(request),
                 container.settings.review_lease_seconds,
+                container.policy,
             )
             next_id = nxt.id if nxt else None
     except ApiError as exc:

@@ -23,7 +23,7 @@ from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
 from claims_api.review import service as review
 from claims_api.review.schemas import DecisionIn, QueuePage
-from claims_api.rules import REASON_CODES
+from claims_api.rules import REASON_CODES, Policy
 from claims_api.web.text import APPROVE_REASONS, PHOTO_REASONS, REJECT_REASONS, error_text
 
 ACTIONS = ("approve", "part", "reject", "request_photos")
@@ -326,12 +326,14 @@ def decide_and_next(
     form: dict[str, str],
     locale: str,
     lease_seconds: int,
+    policy: Policy,
 ) -> Claim | None:
-    """Records the decision (through review.decide) and leases the next claim, in one
-    transaction; returns the next claim or None when the queue is empty."""
+    """Records the decision (through review.record_decision) and leases the next claim, in
+    one transaction; returns the next claim or None when the queue is empty."""
     body = decision_from_form(form)
     view = claim_view(session, claim_id, user_principal.id)
-    review.decide(session, user_principal, claim_id, body, seen=seen_snapshot(view, form, locale))
+    seen = seen_snapshot(view, form, locale)
+    review.record_decision(session, user_principal, claim_id, body, policy, seen=seen)
     return review.lease_next(session, user_principal, lease_seconds)
 
 

@@ -75,6 +75,16 @@ class Api:
         assert response.status_code in (200, 201), response.text
         return response.json()
 
+    def staff_view(self, claim: dict | str) -> dict:
+        """The shop's full view of a claim: the customer's view plus the decision."""
+        claim_id = claim if isinstance(claim, str) else claim["id"]
+        response = self.client.get(f"/v1/claims/{claim_id}", headers=self.shop_headers())
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def reasons(self, claim: dict | str) -> list[str]:
+        return [r["code"] for r in self.staff_view(claim)["decision"]["reasons"]]
+
     def upload(
         self, headers: dict[str, str], data: bytes, filename: str = "photo.jpg", **form: str
     ):
