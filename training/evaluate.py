@@ -20,8 +20,9 @@ import onnxruntime as ort
 
 from claims_api.inference.metadata import INPUT_NAME, OTHER_LABEL, OUTPUT_NAMES
 from claims_api.inference.model import Classifier
-from data.manifest import default_dataset_dir, read_manifest, select
+from data.manifest import read_manifest, select
 from data.negatives import FOREIGN_KINDS, make_other
+from data.paths import default_dataset_dir
 from training.common import Item, items_from_records, other_items
 
 # ------------------------------------------------------------------ scoring

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from claims_api.inference.model import Classifier
-from data.manifest import default_dataset_dir
+from data.paths import default_dataset_dir
 from training import card, loso, loso_report, train
 from training.cross_source import load_folds
 from training.evaluate import load_split_items, write_report

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from claims_api.inference.metadata import OTHER_LABEL, InputSpec
 from data.augment import PhonePhotoAugment
-from data.manifest import default_dataset_dir
+from data.paths import default_dataset_dir
 from training.common import Item, RunData, load_run_data, to_tensor_batch
 from training.model import (
     LITE_MEAN,
