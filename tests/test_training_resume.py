@@ -108,3 +108,28 @@ def test_resume_that_could_not_reproduce_the_run_is_refused(
     moved = run(dataset, tmp_path / "elsewhere", "--epochs", "1", "--threads", "2",
                 "--resume", last)
     assert moved.exists()
+
+
+@pytest.mark.parametrize("stopped_part_way", [True, False])
+def test_pipeline_resume_passes_the_runs_last_checkpoint_to_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_part_way: bool
+) -> None:
+    from training import pipeline
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    if stopped_part_way:
+        (run_dir / train.RESUME_FILE).write_bytes(b"")
+    seen: list[list[str]] = []
+
+    def record_and_stop(argv: list[str]) -> Path:
+        seen.append(argv)
+        raise Interrupted("training is not under test here")
+
+    monkeypatch.setattr(train, "main", record_and_stop)
+    with pytest.raises(Interrupted):
+        pipeline.main(["--dataset-dir", str(tmp_path), "--run", str(run_dir), "--resume"])
+    (train_argv,) = seen
+    assert ("--resume" in train_argv) == stopped_part_way
+    if stopped_part_way:
+        assert train_argv[train_argv.index("--resume") + 1] == str(run_dir / train.RESUME_FILE)

@@ -87,8 +87,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "the gate)")
     p.add_argument("--resume", type=Path, default=None,
                    help=f"continue an interrupted run from its OUT/{RESUME_FILE}; give the "
-                        "interrupted run's other arguments too (a different --out or "
-                        "--threads is allowed)")
+                        "interrupted run's other arguments too (only --out, --dataset-dir "
+                        "and --threads may differ)")
     return p
 
 
