@@ -42,11 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from claims_api.photos import hashing
 from claims_api.photos.imaging import process_upload
+from data.paths import default_dataset_dir
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = Path(
-    os.environ.get("FRESHCLAIM_DATASET_DIR", REPO.parent / "shared" / "datasets" / "produce")
-)
+DEFAULT_DATASET = default_dataset_dir()
 
 
 def _jpeg(image: Image.Image, quality: int = 95) -> bytes:

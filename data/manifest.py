@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-DATASET_ENV = "FRESHCLAIM_DATASET_DIR"
+# re-exported: older callers (tests/test_model_shipped.py) take the default folder from here
+from data.paths import default_dataset_dir as default_dataset_dir
+
 CONDITIONS = ("fresh", "rotten")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_dataset_dir() -> Path:
-    """``$FRESHCLAIM_DATASET_DIR`` or ``../shared/datasets/produce`` next to the repository."""
-    env = os.environ.get(DATASET_ENV)
-    if env:
-        return Path(env)
-    return (REPO_ROOT.parent / "shared" / "datasets" / "produce").resolve()
 
 
 @dataclass(frozen=True)

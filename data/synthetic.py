@@ -4,6 +4,9 @@ reported metric."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -69,3 +72,28 @@ def make_not_produce(size: tuple[int, int] = (640, 480), seed: int = 0) -> Image
         draw.rectangle((20, row, 20 + length, row + 6), fill=(40, 40, 40))
     pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 5, size=(height, width, 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def synthetic_manifest(root: Path, per_cell: int = 6, source_run: int = 1) -> Path:
+    """A manifest-format dataset of procedural fruit (the loader serves any manifest). The
+    source alternates every ``source_run`` photos of a cell."""
+    rows = []
+    for produce in ("apple", "banana"):
+        for rotten in (0, 1):
+            for i in range(per_cell):
+                split = ["train", "train", "train", "train", "val", "test"][i % 6]
+                name = f"images/{produce}_{rotten}_{i}.jpg"
+                path = root / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                seed = 100 * len(produce) + 10 * rotten + i
+                make_fruit(produce, rotten=bool(rotten), size=(96, 80), seed=seed).save(path)
+                rows.append({"image": name, "produce": produce,
+                             "condition": ["fresh", "rotten"][rotten], "split": split,
+                             "source_repo": f"synthetic/{(i // source_run) % 2}",
+                             "source_path": name,
+                             "width": 96, "height": 80})
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root

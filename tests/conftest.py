@@ -18,6 +18,7 @@ from claims_api.inference.service import ModelHolder
 from claims_api.main import create_app
 from claims_api.migrate import upgrade
 from claims_api.models import Base
+from data.paths import default_dataset_dir
 from tests.support.tiny_model import build_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,9 +29,7 @@ REQUIRE_POSTGRES = os.environ.get("FRESHCLAIM_REQUIRE_POSTGRES") == "1"
 
 
 def dataset_dir() -> Path:
-    return Path(
-        os.environ.get("FRESHCLAIM_DATASET_DIR", REPO.parent / "shared" / "datasets" / "produce")
-    )
+    return default_dataset_dir()
 
 
 def _postgres_available() -> str | None:

@@ -3,9 +3,7 @@ to ONNX -> evaluate report, all through the same code as the shipped model. Fast
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,32 +16,7 @@ pytestmark = pytest.mark.torch
 from claims_api.inference.metadata import OTHER_LABEL, ModelMetadata  # noqa: E402
 from claims_api.inference.model import Classifier  # noqa: E402
 from data.manifest import ManifestDataset, fingerprint, read_manifest  # noqa: E402
-from data.synthetic import make_fruit  # noqa: E402
-
-
-def synthetic_manifest(root: Path, per_cell: int = 6, source_run: int = 1) -> Path:
-    """A manifest-format dataset of procedural fruit (the loader serves any manifest). The
-    source alternates every ``source_run`` photos of a cell."""
-    rows = []
-    for produce in ("apple", "banana"):
-        for rotten in (0, 1):
-            for i in range(per_cell):
-                split = ["train", "train", "train", "train", "val", "test"][i % 6]
-                name = f"images/{produce}_{rotten}_{i}.jpg"
-                path = root / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                seed = 100 * len(produce) + 10 * rotten + i
-                make_fruit(produce, rotten=bool(rotten), size=(96, 80), seed=seed).save(path)
-                rows.append({"image": name, "produce": produce,
-                             "condition": ["fresh", "rotten"][rotten], "split": split,
-                             "source_repo": f"synthetic/{(i // source_run) % 2}",
-                             "source_path": name,
-                             "width": 96, "height": 80})
-    with open(root / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
+from data.synthetic import make_fruit, synthetic_manifest  # noqa: E402
 
 
 def test_manifest_loader(tmp_path):

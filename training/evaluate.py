@@ -21,8 +21,9 @@ import onnxruntime as ort
 from claims_api.inference.metadata import INPUT_NAME, OTHER_LABEL, OUTPUT_NAMES
 from claims_api.inference.model import Classifier
 from claims_api.rules.gate import photo_gate, produce_confident
-from data.manifest import default_dataset_dir, read_manifest, select
+from data.manifest import read_manifest, select
 from data.negatives import FOREIGN_KINDS, make_other
+from data.paths import default_dataset_dir
 from training.common import Item, items_from_records, other_items
 
 # ------------------------------------------------------------------ scoring

@@ -24,7 +24,8 @@ import shlex
 from pathlib import Path
 
 from claims_api.inference.model import Classifier
-from data.manifest import default_dataset_dir, read_manifest
+from data.manifest import read_manifest
+from data.paths import default_dataset_dir
 from training import train as train_mod
 from training.cross_source import SCORES_FILE, HeldOutScores, load_folds, nested_fold_results
 from training.evaluate import (

