@@ -11,9 +11,11 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from claims_api.i18n import SUPPORTED, pick_locale
 from claims_api.photos.messages import CATALOGUE, message, register
+from claims_api.web import filters
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "i18n"
 DEFAULT = "en"
@@ -97,6 +99,45 @@ def named(locale: str, kind: str, value: str | None) -> str:
     does not know, such as a shop's own produce names, are shown as they are."""
     key = f"{kind}.{value}"
     return translate(locale, key) if key in _catalogue(DEFAULT) else (value or "")
+
+
+def code_label(locale: str, kind: str, code: str | None) -> str:
+    """A code's short label for a chip or a table cell (``signal.claim_window`` -> 超出时限);
+    a code the catalogue lacks is shown in words, never in snake_case."""
+    key = f"{kind}.{code}"
+    if key in _catalogue(DEFAULT):
+        return translate(locale, key)
+    return (code or "").replace("_", " ")
+
+
+# detail keys whose values are money in cents, shown as yuan
+_CENT_DETAILS = frozenset({"base_cap_cents", "paid_30d_cents", "requested_cents"})
+# details shown elsewhere on the page (the duplicate panel shows the matches side by side)
+_HIDDEN_DETAILS = frozenset({"matches"})
+
+
+def _detail_text(locale: str, key: str, value: Any) -> str:
+    if key in _CENT_DETAILS and isinstance(value, int):
+        return filters.money(value)
+    if isinstance(value, bool):
+        return translate(locale, "yes" if value else "no")
+    if key == "trust_level":
+        return code_label(locale, "trust", str(value))
+    if key == "problems" and isinstance(value, dict):  # photo id -> quality problem codes
+        codes = sorted({code for codes in value.values() for code in codes})
+        return ", ".join(code_label(locale, "quality", code) for code in codes)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return translate(locale, "detail.photo_count", count=len(value))
+    return filters.fmt(value)
+
+
+def signal_details(locale: str, details: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A signal's details as (label, value) pairs in the UI language; empty values left out."""
+    return [
+        (code_label(locale, "detail", key), _detail_text(locale, key, value))
+        for key, value in (details or {}).items()
+        if key not in _HIDDEN_DETAILS and value not in (None, "", [], {})
+    ]
 
 
 def customer_message(code: str, locale: str) -> str:
