@@ -21,7 +21,7 @@ from claims_api.verification.signals import REASON_CODES
 from claims_api.web.heatmap import heatmap_png
 from claims_api.web.models import WebSession
 from claims_api.web.service import yuan_to_cents
-from claims_api.web.text import catalogue_keys, code_label
+from claims_api.web.text import catalogue_keys, code_label, signal_cell
 from data.synthetic import make_fruit
 from tests.support.api import jpeg_bytes
 
@@ -474,7 +474,7 @@ def test_an_appeal_shows_the_original_decision_beside_the_appeal(client, contain
     assert re.search(r'data-field="decided_at">\d{4}-\d\d-\d\d \d\d:\d\d UTC<', original)
     appeal = block.split("data-appeal>", 1)[1]
     assert "The underside is mouldy; I can send another photo." in appeal
-    assert "Appealed 20" in appeal
+    assert re.search(r'data-field="appealed_at">\d{4}-\d\d-\d\d \d\d:\d\d UTC<', appeal)
 
     client.get("/web/lang?to=zh&back=/web/queue")
     zh = client.get(f"/web/claims/{claim_id}").text
@@ -612,3 +612,11 @@ def test_admin_per_hour_uses_the_session_not_the_seven_day_window(client, contai
     hours = re.search(r"data-hours>(.*?)</td>", row.group(1)).group(1)
     per_hour = re.search(r"data-per-hour>(.*?)</td>", row.group(1)).group(1)
     assert (hours, per_hour) == ("30m 00s", "4.0")  # 2 decisions in half an hour
+
+
+def test_signal_cells_speak_the_ui_language():
+    assert signal_cell("zh", "produce_unknown_to_model", "tomato") == "番茄"
+    assert signal_cell("zh", "produce_mismatch", ["apple", "dragonfruit"]) == "苹果, dragonfruit"
+    assert signal_cell("zh", "trust", "reduced") == "降低"
+    assert signal_cell("en", "trust", 5000) == "¥50.00"
+    assert signal_cell("en", "claim_window", 2.5) == "2.5 h"

@@ -47,6 +47,7 @@ from claims_api.web.text import (
     locale_for,
     named,
     sentence,
+    signal_cell,
     signal_details,
     translator,
 )
@@ -153,6 +154,7 @@ def _render(
             "named": partial(named, locale),
             "label": partial(code_label, locale),
             "signal_details": partial(signal_details, locale),
+            "signal_cell": partial(signal_cell, locale),
             "locale": locale,
             "user": user,
             **context,

@@ -140,6 +140,21 @@ def signal_details(locale: str, details: dict[str, Any] | None) -> list[tuple[st
     ]
 
 
+# signals whose value and threshold are produce names (shown in the UI language)
+_PRODUCE_VALUES = frozenset({"produce_mismatch", "produce_unknown_to_model"})
+
+
+def signal_cell(locale: str, code: str, value: Any) -> str:
+    """A signal's value or threshold as the table shows it: a trust level or produce names in
+    the UI language, numbers with their unit."""
+    if code == "trust" and isinstance(value, str):
+        return code_label(locale, "trust", value)
+    if code in _PRODUCE_VALUES and isinstance(value, str | list):
+        names = [value] if isinstance(value, str) else value
+        return ", ".join(named(locale, "produce", str(name)) for name in names)
+    return filters.signal_value(value, code)
+
+
 def customer_message(code: str, locale: str) -> str:
     """The default sentence to the customer for a review reason (editable by the reviewer)."""
     if code not in CUSTOMER_MESSAGES:
