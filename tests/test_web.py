@@ -551,9 +551,7 @@ def test_a_reused_photo_is_shown_beside_the_earlier_one_with_its_outcome(client,
     # the earlier photo is another customer's: a customer's token cannot open it here
     client.cookies.clear()
     assert client.get(f"/web/photos/{earlier_photo}?purpose=duplicate").status_code == 401
-    assert client.get(
-        f"/web/photos/{earlier_photo}", headers=second_customer
-    ).status_code == 401
+    assert client.get(f"/web/photos/{earlier_photo}", headers=second_customer).status_code == 401
 
 
 def test_every_reason_code_has_a_short_label_in_both_languages():

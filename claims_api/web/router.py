@@ -338,9 +338,7 @@ def _claim_response(
     locale = _locale(request)
     try:
         with _container(request).db.read_session() as session:
-            view = service.claim_view(
-                session, claim_id[:40], user.id, _container(request).policy
-            )
+            view = service.claim_view(session, claim_id[:40], user.id, _container(request).policy)
     except ApiError:
         return _render(request, "error.html", user, 404, code="not_found")
     defaults = {
@@ -369,7 +367,11 @@ LeaseStep = Callable[[Session, Container], Claim | None]
 
 
 def _then_next(
-    request: Request, user: WebUser, claim_id: str, form: dict[str, str], step: LeaseStep,
+    request: Request,
+    user: WebUser,
+    claim_id: str,
+    form: dict[str, str],
+    step: LeaseStep,
     notice: str,
 ) -> Response:
     """A decision or a skip: ``step`` acts on the claim and leases the next one in one
