@@ -28,6 +28,7 @@ from claims_api.container import Container, build_container
 from claims_api.db import utcnow
 from claims_api.main import create_app
 from claims_api.migrate import upgrade
+from claims_api.photos.models import PhotoView
 from claims_api.review.models import ReviewDecision
 from data.synthetic import make_fruit
 from tests.conftest import REPO, dataset_dir
@@ -435,3 +436,140 @@ def test_screenshots_of_the_queue_and_claim_views(browser, live):
     admin.close()
     for path in SCREENSHOTS.glob("*.png"):
         assert path.stat().st_size < MAX_SCREENSHOT_BYTES
+
+
+# ------------------------------------------------------------------ appeals and duplicates
+
+
+def _photo_bytes(produce: str = "apple", rotten: bool = False, seed: int = 1) -> bytes:
+    """A real photo from the developer set when it is here (the screenshots look like the
+    real thing), else a smoothed synthetic one; the tests' checks hold for either."""
+    manifest = dataset_dir() / "manifest.csv"
+    if manifest.exists():
+        with manifest.open(newline="") as handle:
+            rows = [
+                r
+                for r in csv.DictReader(handle)
+                if r["produce"] == produce and r["condition"] == ("rotten" if rotten else "fresh")
+            ]
+        if rows:
+            return (dataset_dir() / rows[seed % len(rows)]["image"]).read_bytes()
+    fruit = make_fruit(produce, rotten=rotten, seed=seed).filter(ImageFilter.GaussianBlur(1.2))
+    return jpeg_bytes(fruit)
+
+
+def _submit(
+    live: Live, customer_id: str, order_id: str, data: bytes, price: int, produce: str = "apple"
+) -> dict:
+    customer = live.api.customer(customer_id)
+    live.api.put_order(
+        order_id,
+        customer_id=customer_id,
+        produce=produce,
+        unit_price_cents=price,
+        delivered_hours_ago=5,
+        pickup_point_id="PP-07",
+    )
+    upload = live.api.upload(customer, data)
+    assert upload.status_code == 201, upload.text
+    return live.api.claim(customer, [upload.json()["id"]], order_id=order_id, quantity=2).json()
+
+
+def _claim_in_review(live: Live, customer_id: str, order_id: str, data: bytes, price: int) -> str:
+    body = _submit(live, customer_id, order_id, data, price)
+    if body["status"] != "in_review":
+        pytest.skip(f"the photo was decided automatically ({body['status']}); nothing to review")
+    return body["id"]
+
+
+def _side_by_side(page, left: str, right: str) -> None:
+    a, b = page.locator(left).bounding_box(), page.locator(right).bounding_box()
+    assert a and b, (left, right)
+    assert a["x"] + a["width"] <= b["x"] + 1, (a, b)  # left of it
+    assert abs(a["y"] - b["y"]) < 40, (a, b)  # on the same line
+
+
+def test_the_appeal_view_shows_the_original_decision_beside_the_appeal(browser, live):
+    claim_id = _claim_in_review(live, "c-301", "A3001", _photo_bytes(seed=3), price=890)
+    live.reviewer("ana")
+    live.reviewer("li.wei")
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    ana = sign_in(context, live, "ana")
+    press_and_wait(ana, "n")
+    assert claim_id_of(ana) == claim_id
+    assert ana.locator("#appeal").count() == 0  # not appealed yet
+    ana.keyboard.press("r")
+    ana.keyboard.press("Tab")
+    ana.keyboard.press("Control+a")
+    ana.keyboard.type("The apples look firm and bright in the photo; we cannot see any rot.")
+    press_and_wait(ana, "Control+Enter")
+    context.close()
+
+    appeal = live.api.client.post(
+        f"/v1/claims/{claim_id}/appeal",
+        headers=live.api.customer("c-301"),
+        json={"message": "Two of the apples are soft and brown underneath. Please look again."},
+    )
+    assert appeal.status_code == 200, appeal.text
+
+    for locale, name in (("en-GB", "appeal-1366x768.png"), ("zh-CN", "appeal-zh-1366x768.png")):
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale)
+        page = sign_in(context, live, "li.wei")
+        press_and_wait(page, "n")  # an appeal goes to another reviewer than ana
+        assert claim_id_of(page) == claim_id
+        block = page.locator("#appeal")
+        assert block.is_visible()
+        original = block.locator("[data-original-decision]")
+        assert original.locator('[data-field="reviewer"]').inner_text() == "ana"
+        assert "we cannot see any rot" in original.locator('[data-field="message"]').inner_text()
+        reason = original.locator('[data-field="reason"]').inner_text()
+        assert reason == ("商品看起来正常" if locale == "zh-CN" else "produce looks fine")
+        assert original.locator('[data-field="decided_at"]').inner_text().endswith("UTC")
+        assert "soft and brown underneath" in block.locator("[data-appeal]").inner_text()
+        _side_by_side(page, "#appeal [data-original-decision]", "#appeal [data-appeal]")
+        page.wait_for_load_state("networkidle")
+        _save_png(page.screenshot(), name)
+        page.keyboard.press("q")
+        page.wait_for_url("**/web/queue")
+        context.close()
+
+
+def test_screenshot_of_a_matched_duplicate_beside_the_earlier_photo(browser, live):
+    data = _photo_bytes("apple", rotten=True, seed=2)
+    first = _submit(live, "c-401", "A4001", data, price=450)
+    earlier = first["id"]
+    if first["status"] == "in_review":  # a person pays half of it (else it was paid in full)
+        reviewer = live.api.reviewer("li.wei")
+        assert live.api.client.post("/v1/review/lease", headers=reviewer).status_code == 200
+        decided = live.api.client.post(
+            f"/v1/review/claims/{earlier}/decision",
+            headers=reviewer,
+            json={"outcome": "approve", "amount_cents": 450, "reason_code": "partly_spoiled"},
+        )
+        assert decided.status_code == 200, decided.text
+    later = _claim_in_review(live, "c-402", "A4002", data, price=450)  # the same photo
+
+    live.reviewer("ana")
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = sign_in(context, live, "ana")
+    press_and_wait(page, "n")
+    assert claim_id_of(page) == later
+    panel = page.locator("section.duplicate")
+    assert panel.count() >= 1 and panel.first.is_visible()
+    earlier_img = panel.first.locator("img[data-earlier-photo]")
+    earlier_img.wait_for(state="visible")
+    assert page.evaluate("(img) => img.naturalWidth", earlier_img.element_handle()) > 0
+    outcome = panel.first.locator(f'[data-earlier-claim="{earlier}"]').inner_text()
+    assert "paid" in outcome and "¥9.00 → ¥" in outcome
+    pair = "section.duplicate .pair figure"
+    _side_by_side(page, f"{pair}:nth-child(1)", f"{pair}:nth-child(2)")
+    page.wait_for_load_state("networkidle")
+    _save_png(page.screenshot(), "claim-duplicate-1366x768.png")
+    with live.container.db.read_session() as session:
+        purposes = {
+            (v.photo_id, v.purpose)
+            for v in session.scalars(select(PhotoView).where(PhotoView.viewer_id != ""))
+        }
+    matched = panel.first.get_attribute("data-duplicate")
+    assert (matched, "review_duplicate") in purposes
+    context.close()

@@ -16,11 +16,14 @@ from claims_api.compensation.models import LedgerPosting
 from claims_api.db import utcnow
 from claims_api.photos.models import PhotoView
 from claims_api.review.models import PhotoLabel, ReviewDecision
-from claims_api.review.stats import is_overturn
+from claims_api.review.stats import is_overturn, worked_seconds
+from claims_api.rules import REASON_CODES
 from claims_api.web.heatmap import heatmap_png
 from claims_api.web.models import WebSession
 from claims_api.web.service import yuan_to_cents
-from claims_api.web.text import catalogue_keys
+from claims_api.web.text import catalogue_keys, code_label, signal_cell
+from data.synthetic import make_fruit
+from tests.support.api import jpeg_bytes
 
 PASSWORD = "correct-horse-1"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -426,3 +429,192 @@ def test_produce_and_issue_names_follow_the_ui_language(client, container, api):
     assert page.status_code == 200
     assert "苹果" in page.text and "腐烂" in page.text
     assert "苹果" in client.get("/web/queue").text
+
+
+# ------------------------------------------------------------------ appeals, standing, duplicates
+
+TAG = re.compile(r"<[^>]+>")
+SCRIPT_OR_STYLE = re.compile(r"<(script|style|textarea)\b.*?</\1>", re.S)
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees: tags (and their attributes), scripts and editable texts left out."""
+    return TAG.sub(" ", SCRIPT_OR_STYLE.sub(" ", html))
+
+
+def reject_and_appeal(client, container, api, token: str, claim_id: str) -> None:
+    """The signed-in reviewer rejects the claim they lease; its customer appeals."""
+    assert location(client.post("/web/next", data={"csrf": token})) == f"/web/claims/{claim_id}"
+    reject = {
+        "csrf": token,
+        "action": "reject",
+        "reason_code": "not_spoiled",
+        "message": "The apples look firm and bright in both photos.",
+    }
+    assert client.post(f"/web/claims/{claim_id}/decision", data=reject).status_code == 303
+    appeal = api.client.post(
+        f"/v1/claims/{claim_id}/appeal",
+        headers=api.customer(),
+        json={"message": "The underside is mouldy; I can send another photo."},
+    )
+    assert appeal.status_code == 200, appeal.text
+
+
+def test_an_appeal_shows_the_original_decision_beside_the_appeal(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    ana = signed_in(client, container, "ana")
+    reject_and_appeal(client, container, api, ana, claim_id)
+    signed_in(client, container, "bo")
+    page = client.get(f"/web/claims/{claim_id}").text
+    block = re.search(r'<section class="box appeal".*?</section>', page, re.S).group(0)
+    original = re.search(r"data-original-decision>(.*?)data-appeal>", block, re.S).group(1)
+    assert 'data-field="reviewer">ana<' in original
+    assert "produce looks fine" in original and "not_spoiled" not in visible_text(original)
+    assert "The apples look firm and bright in both photos." in original
+    assert re.search(r'data-field="decided_at">\d{4}-\d\d-\d\d \d\d:\d\d UTC<', original)
+    appeal = block.split("data-appeal>", 1)[1]
+    assert "The underside is mouldy; I can send another photo." in appeal
+    assert re.search(r'data-field="appealed_at">\d{4}-\d\d-\d\d \d\d:\d\d UTC<', appeal)
+
+    client.get("/web/lang?to=zh&back=/web/queue")
+    zh = client.get(f"/web/claims/{claim_id}").text
+    assert "原决定" in zh and "拒绝人" in zh and "商品看起来正常" in zh and "顾客申诉" in zh
+
+
+def test_a_claim_that_was_never_appealed_has_no_appeal_block(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    signed_in(client, container)
+    assert 'class="box appeal"' not in client.get(f"/web/claims/{claim_id}").text
+
+
+def standing_cells(page: str, field: str) -> list[str]:
+    """The (now, at submission) cells of a row of the customer-standing table."""
+    row = re.search(rf'<tr data-standing="{field}" class="(changed)?">(.*?)</tr>', page, re.S)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(2), re.S)
+    return [visible_text(cell).strip() for cell in cells]
+
+
+def test_trust_now_and_at_submission_are_both_shown_when_they_differ(client, container, api):
+    waiting = manual_claim(api, "ord-a", 1)
+    rejected = manual_claim(api, "ord-b", 2)  # the same customer (cust-1)
+    token = signed_in(client, container, "ana")
+    page = client.get(f"/web/claims/{waiting}").text
+    assert 'data-standing-changed="yes"' in page  # a claim came in after this one
+    assert standing_cells(page, "claims_30d") == ["1", "0"]
+    assert standing_cells(page, "trust_level") == ["new", "new"]
+    assert '<tr data-standing="trust_level" class="">' in page
+
+    client.post("/web/next", data={"csrf": token})  # leases `waiting` (the older claim)
+    client.post(f"/web/claims/{waiting}/skip", data={"csrf": token})  # and now `rejected`
+    reject = {"csrf": token, "action": "reject", "reason_code": "not_spoiled", "message": "Fine."}
+    assert client.post(f"/web/claims/{rejected}/decision", data=reject).status_code == 303
+
+    page = client.get(f"/web/claims/{waiting}").text
+    assert 'data-standing-changed="yes"' in page
+    assert standing_cells(page, "trust_level") == ["reduced", "new"]  # now, at submission
+    assert standing_cells(page, "confirmed") == ["0 / 1", "0 / 0"]  # confirmed / rejected
+    assert '<tr data-standing="trust_level" class="changed">' in page
+    assert "Changed since the claim was submitted." in page
+
+
+def test_a_reused_photo_is_shown_beside_the_earlier_one_with_its_outcome(client, container, api):
+    first_customer = api.customer("cust-early")
+    api.put_order("ord-early", customer_id="cust-early", unit_price_cents=300)
+    data = jpeg_bytes(make_fruit("apple", rotten=False, seed=5))
+    earlier_photo = api.upload(first_customer, data).json()["id"]
+    earlier = api.claim(first_customer, [earlier_photo], order_id="ord-early").json()
+    token = signed_in(client, container, "ana")
+    client.post("/web/next", data={"csrf": token})
+    part = {"csrf": token, "action": "part", "reason_code": "partly_spoiled", "amount": "2.50"}
+    assert client.post(f"/web/claims/{earlier['id']}/decision", data=part).status_code == 303
+
+    second_customer = api.customer("cust-late")
+    api.put_order("ord-late", customer_id="cust-late", unit_price_cents=300)
+    reused = api.upload(second_customer, data).json()["id"]
+    later = api.claim(second_customer, [reused], order_id="ord-late").json()
+    assert later["status"] == "in_review", later
+
+    page = client.get(f"/web/claims/{later['id']}").text
+    panel = re.search(r'<section class="duplicate".*?</section>', page, re.S).group(0)
+    assert f'data-duplicate="{earlier_photo}"' in panel
+    assert f'src="/web/photos/{reused}?purpose=duplicate"' in panel
+    assert f'src="/web/photos/{earlier_photo}?purpose=duplicate"' in panel
+    assert "photo of another customer" in panel and "cust-early" in panel
+    assert f'data-earlier-claim="{earlier["id"]}"' in panel
+    assert "paid" in panel and "¥6.00 → <strong>¥2.50</strong>" in panel
+    assert "identical file" in panel
+
+    assert client.get(f"/web/photos/{earlier_photo}?purpose=duplicate").status_code == 200
+    with container.db.read_session() as session:
+        view = session.scalars(select(PhotoView).order_by(PhotoView.id.desc())).first()
+        assert (view.photo_id, view.purpose) == (earlier_photo, "review_duplicate")
+    # the earlier photo is another customer's: a customer's token cannot open it here
+    client.cookies.clear()
+    assert client.get(f"/web/photos/{earlier_photo}?purpose=duplicate").status_code == 401
+    assert client.get(f"/web/photos/{earlier_photo}", headers=second_customer).status_code == 401
+
+
+def test_every_reason_code_has_a_short_label_in_both_languages():
+    codes = [*REASON_CODES, "trust"]
+    for locale in ("en", "zh"):
+        keys = catalogue_keys(locale)
+        missing = [code for code in codes if f"signal.{code}" not in keys]
+        assert not missing, (locale, missing)
+        for code in codes:
+            text = code_label(locale, "signal", code)
+            assert "_" not in text and text != code, (locale, code, text)
+    assert code_label("zh", "signal", "claim_window") == "超出时限"
+    assert code_label("en", "signal", "a_code_nobody_labelled") == "a code nobody labelled"
+
+
+def test_the_chinese_claim_and_queue_pages_show_no_snake_case_codes(client, container, api):
+    claim_id = manual_claim(api, "ord-1", 1)
+    token = signed_in(client, container)
+    client.get("/web/lang?to=zh&back=/web/queue")
+    queue = visible_text(client.get("/web/queue").text)
+    client.post("/web/next", data={"csrf": token})
+    claim = visible_text(client.get(f"/web/claims/{claim_id}").text)
+    assert "模型不确定" in claim and "模型不确定" in queue
+    for text in (queue, claim):
+        codes = re.findall(r"\b[a-z]{2,}(?:_[a-z]{2,})+\b", text)  # ids are hex: not matched
+        assert not codes, sorted(set(codes))
+
+
+def test_per_hour_counts_the_hours_worked_not_the_window():
+    at = utcnow().replace(hour=10, minute=0, second=0, microsecond=0)
+    minute = timedelta(minutes=1)
+    spans = [
+        (at, at + 5 * minute),  # a session from 10:00 ...
+        (at + 6 * minute, at + 10 * minute),  # ... to 10:10 (a one-minute pause)
+        (at + 180 * minute, at + 182 * minute),  # after a break: 13:00 to 13:02
+        (at + 300 * minute, at + 300 * minute),  # a lone decision with no lease time
+    ]
+    assert worked_seconds(spans) == (10 + 2 + 1) * 60
+    assert worked_seconds([]) == 0
+
+
+def test_admin_per_hour_uses_the_session_not_the_seven_day_window(client, container, api):
+    ids = [manual_claim(api, f"ord-{i}", i) for i in range(2)]
+    token = signed_in(client, container, "ana")
+    approve = {"csrf": token, "action": "approve", "reason_code": "spoiled_confirmed"}
+    client.post("/web/next", data={"csrf": token})
+    for claim_id in ids:
+        client.post(f"/web/claims/{claim_id}/decision", data=approve)
+    start = utcnow() - timedelta(minutes=30)
+    with container.db.session() as session:  # ana took 30 minutes for the two
+        for n, decision in enumerate(session.scalars(select(ReviewDecision))):
+            decision.leased_at = start + timedelta(minutes=15 * n)
+            decision.decided_at = start + timedelta(minutes=15 * (n + 1))
+    signed_in(client, container, "boss", role="admin")
+    row = re.search(r'data-reviewer="ana">(.*?)</tr>', client.get("/web/admin").text, re.S)
+    hours = re.search(r"data-hours>(.*?)</td>", row.group(1)).group(1)
+    per_hour = re.search(r"data-per-hour>(.*?)</td>", row.group(1)).group(1)
+    assert (hours, per_hour) == ("30m 00s", "4.0")  # 2 decisions in half an hour
+
+
+def test_signal_cells_speak_the_ui_language():
+    assert signal_cell("zh", "produce_unknown_to_model", "tomato") == "番茄"
+    assert signal_cell("zh", "produce_mismatch", ["apple", "dragonfruit"]) == "苹果, dragonfruit"
+    assert signal_cell("zh", "trust", "reduced") == "降低"
+    assert signal_cell("en", "trust", 5000) == "¥50.00"
+    assert signal_cell("en", "claim_window", 2.5) == "2.5 h"

@@ -4,7 +4,14 @@ often reviewers overturn the model (per reviewer and overall).
 "The model said rotten" means the lowest rotten probability among a claim's photos reached
 the auto-approve threshold that was in force when the claim was scored (read from the
 ``model_not_confident`` signal the reviewer saw); an overturn is such a claim rejected, or a
-claim under the threshold approved. Requests for more photos are neither."""
+claim under the threshold approved. Requests for more photos are neither.
+
+"Per hour" is per hour *worked*, not per hour of the chosen window (a reviewer on one
+four-hour shift a week is not slow). Time worked is the sum of each reviewer's work
+sessions: a session runs from the lease taken for its first decision to its last decision,
+and a pause of more than :data:`SESSION_GAP` between one decision and the next lease starts a
+new one. Sessions rather than clock hours with a decision in them: clock hours count 10:50 to
+11:10 as two hours, and a short session at the end of an hour would halve the rate."""
 
 from __future__ import annotations
 
@@ -21,6 +28,31 @@ from claims_api.claims.states import Status
 from claims_api.db import utcnow
 from claims_api.review.models import ReviewDecision
 
+# A longer pause between one decision and the next claim is a break, not time spent working.
+SESSION_GAP = timedelta(minutes=30)
+# A lone decision whose lease time is unknown still took some time; without a floor its
+# session would last 0 s and the rate be infinite.
+MIN_SESSION = timedelta(minutes=1)
+
+
+def worked_seconds(spans: list[tuple[datetime, datetime]]) -> float:
+    """The seconds worked in ``(lease taken, decided)`` spans of one reviewer: the spans
+    joined into sessions (see the module's docstring), each session's length summed."""
+    total = timedelta()
+    start: datetime | None = None
+    end: datetime | None = None
+    for began, decided in sorted(spans, key=lambda span: span[1]):
+        if start is None or end is None or began - end > SESSION_GAP:
+            if start is not None and end is not None:
+                total += max(end - start, MIN_SESSION)
+            start = began
+        else:
+            start = min(start, began)
+        end = decided
+    if start is not None and end is not None:
+        total += max(end - start, MIN_SESSION)
+    return total.total_seconds()
+
 
 @dataclass
 class ReviewerStats:
@@ -34,6 +66,8 @@ class ReviewerStats:
     model_scored: int = 0
     overturned: int = 0
     durations: list[float] = field(default_factory=list, repr=False)
+    spans: list[tuple[datetime, datetime]] = field(default_factory=list, repr=False)
+    hours_worked: float = 0.0
 
     @property
     def median_seconds(self) -> float | None:
@@ -43,14 +77,15 @@ class ReviewerStats:
     def overturn_rate(self) -> float | None:
         return self.overturned / self.model_scored if self.model_scored else None
 
-    def per_hour(self, hours: float) -> float:
-        return self.decisions / hours if hours > 0 else 0.0
+    @property
+    def per_hour(self) -> float | None:
+        """Decisions per hour worked; None when no time was worked."""
+        return self.decisions / self.hours_worked if self.hours_worked > 0 else None
 
 
 @dataclass
 class Stats:
     since: datetime
-    hours: float
     reviewers: list[ReviewerStats]
     total: ReviewerStats
     waiting: int
@@ -85,6 +120,7 @@ def _add(row: ReviewerStats, decision: ReviewDecision, deadline: datetime) -> No
         row.sla_breaches += 1
     if decision.leased_at is not None:
         row.durations.append((decision.decided_at - decision.leased_at).total_seconds())
+    row.spans.append((decision.leased_at or decision.decided_at, decision.decided_at))
     overturn = is_overturn(decision.outcome, decision.model_p_rotten, _threshold(decision.seen))
     if overturn is not None:
         row.model_scored += 1
@@ -119,10 +155,13 @@ def reviewer_stats(session: Session, days: int = 7) -> Stats:
         )
         _add(row, decision, deadline)
         _add(total, decision, deadline)
+    for row in per.values():
+        row.hours_worked = worked_seconds(row.spans) / 3600
+    # the team's rate per reviewer-hour: reviewers' sessions overlap, so their hours add up
+    total.hours_worked = sum(row.hours_worked for row in per.values())
     waiting, overdue = _queue_counts(session, now)
     return Stats(
         since=since,
-        hours=days * 24.0,
         reviewers=sorted(per.values(), key=lambda r: (-r.decisions, r.username)),
         total=total,
         waiting=waiting,

@@ -5,6 +5,7 @@ session's CSRF token, as a form field or an ``X-CSRF-Token`` header."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,10 +15,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
 from claims_api.auth import service as auth
 from claims_api.auth.throttle import LoginLimits
+from claims_api.claims.models import Claim
 from claims_api.container import Container
 from claims_api.deps import client_address, in_login_thread
 from claims_api.errors import ApiError
@@ -38,11 +41,14 @@ from claims_api.web.session import (
     start_session,
 )
 from claims_api.web.text import (
+    code_label,
     customer_message,
     error_text,
     locale_for,
     named,
     sentence,
+    signal_cell,
+    signal_details,
     translator,
 )
 
@@ -146,6 +152,9 @@ def _render(
             "sentence": partial(sentence, locale),
             "error_text": partial(error_text, locale),
             "named": partial(named, locale),
+            "label": partial(code_label, locale),
+            "signal_details": partial(signal_details, locale),
+            "signal_cell": partial(signal_cell, locale),
             "locale": locale,
             "user": user,
             **context,
@@ -329,7 +338,7 @@ def _claim_response(
     locale = _locale(request)
     try:
         with _container(request).db.read_session() as session:
-            view = service.claim_view(session, claim_id[:40], user.id)
+            view = service.claim_view(session, claim_id[:40], user.id, _container(request).policy)
     except ApiError:
         return _render(request, "error.html", user, 404, code="not_found")
     defaults = {
@@ -354,40 +363,56 @@ def _claim_response(
     )
 
 
-@router.post("/claims/{claim_id}/decision")
-def decide(request: Request, claim_id: str, user: PageUser, form: Form) -> Response:
+LeaseStep = Callable[[Session, Container], Claim | None]
+
+
+def _then_next(
+    request: Request,
+    user: WebUser,
+    claim_id: str,
+    form: dict[str, str],
+    step: LeaseStep,
+    notice: str,
+) -> Response:
+    """A decision or a skip: ``step`` acts on the claim and leases the next one in one
+    transaction; then the next claim's page, or the queue with ``notice`` when none is free."""
     _require_csrf(request, user, form)
     container = _container(request)
     try:
         with container.db.session() as session:
-            nxt = service.decide_and_next(
-                session,
-                user.principal,
-                claim_id,
-                form,
-                _locale(request),
-                container.settings.review_lease_seconds,
-                container.policy,
-            )
+            nxt = step(session, container)
             next_id = nxt.id if nxt else None
     except ApiError as exc:
         return _claim_response(request, user, claim_id, error=exc.code, status=exc.status)
-    return _after_lease(next_id, "done")
+    return _after_lease(next_id, notice)
+
+
+@router.post("/claims/{claim_id}/decision")
+def post_decision(request: Request, claim_id: str, user: PageUser, form: Form) -> Response:
+    locale = _locale(request)
+
+    def step(session: Session, container: Container) -> Claim | None:
+        return service.decide_and_next(
+            session,
+            user.principal,
+            claim_id,
+            form,
+            locale,
+            container.settings.review_lease_seconds,
+            container.policy,
+        )
+
+    return _then_next(request, user, claim_id, form, step, "done")
 
 
 @router.post("/claims/{claim_id}/skip")
 def skip(request: Request, claim_id: str, user: PageUser, form: Form) -> Response:
-    _require_csrf(request, user, form)
-    container = _container(request)
-    try:
-        with container.db.session() as session:
-            nxt = service.skip_and_next(
-                session, user.principal, claim_id, container.settings.review_lease_seconds
-            )
-            next_id = nxt.id if nxt else None
-    except ApiError as exc:
-        return _claim_response(request, user, claim_id, error=exc.code, status=exc.status)
-    return _after_lease(next_id, "empty")
+    def step(session: Session, container: Container) -> Claim | None:
+        return service.skip_and_next(
+            session, user.principal, claim_id, container.settings.review_lease_seconds
+        )
+
+    return _then_next(request, user, claim_id, form, step, "empty")
 
 
 @router.post("/claims/{claim_id}/heartbeat")
@@ -422,13 +447,20 @@ def label(request: Request, photo_id: str, user: ApiUser, form: Form) -> JSONRes
     return JSONResponse({"photo_id": photo_id, "condition": condition, "produce": produce})
 
 
+# why a reviewer opened a photo, as the view log records it: the claim's own photos, or a
+# stored photo (often another customer's) that one of them repeats
+VIEW_PURPOSES = {"review": "review", "duplicate": "review_duplicate"}
+
+
 @router.get("/photos/{photo_id}")
-def photo_content(request: Request, photo_id: str, user: ApiUser) -> Response:
-    """The stored copy; every view is logged (photos hold personal data)."""
+def photo_content(
+    request: Request, photo_id: str, user: ApiUser, purpose: str = "review"
+) -> Response:
+    """The stored copy, for staff only; every view is logged (photos hold personal data)."""
     container = _container(request)
     with container.db.session() as session:
         photo = photos.get_visible_photo(session, user.principal, photo_id)
-        photos.log_view(session, user.principal, photo, "review")
+        photos.log_view(session, user.principal, photo, VIEW_PURPOSES.get(purpose, "review"))
         key = photo.storage_key
     return Response(
         container.storage.get(key),

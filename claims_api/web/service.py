@@ -5,28 +5,31 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from claims_api.audit.models import AuditEntry
 from claims_api.auth.models import Reviewer
 from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.claims.states import Status
-from claims_api.compensation import service as ledger
 from claims_api.db import utcnow
 from claims_api.errors import ApiError, not_found
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
 from claims_api.review import service as review
+from claims_api.review.models import ReviewDecision
 from claims_api.review.schemas import DecisionIn, QueuePage
-from claims_api.rules import REASON_CODES, Policy
+from claims_api.rules import REASON_CODES, Policy, trust_of
+from claims_api.verification.history import CustomerHistory, customer_history
 from claims_api.web.text import APPROVE_REASONS, PHOTO_REASONS, REJECT_REASONS, error_text
 
 ACTIONS = ("approve", "part", "reject", "request_photos")
+DUPLICATE_SIGNALS = ("photo_reused_other_customer", "photo_reused_own")
 LABELS = ("rotten", "fresh", "not_produce", "unclear")
 MAX_AMOUNT_CENTS = 100_000_000
 
@@ -76,6 +79,7 @@ def yuan_to_cents(text: str | None) -> int | None:
 
 
 def reviewer_names(session: Session, ids: set[str]) -> dict[str, str]:
+    """Reviewer id -> the name staff see (the username: reviewers have no other name yet)."""
     if not ids:
         return {}
     rows = session.execute(select(Reviewer.id, Reviewer.username).where(Reviewer.id.in_(ids)))
@@ -144,6 +148,66 @@ class HistoryRow:
     reasons: list[str]
 
 
+@dataclass(frozen=True)
+class CustomerStanding:
+    """The customer's trust level and recent claims: as the claim's signals recorded them at
+    submission, or as the database says now."""
+
+    trust_level: str
+    cap_cents: int
+    confirmed: int
+    rejected: int
+    claims_30d: int
+    paid_30d_cents: int
+
+
+@dataclass(frozen=True)
+class Standing:
+    now: CustomerStanding
+    at_submission: CustomerStanding | None  # None: a claim scored before the trust signal
+
+    @property
+    def changed(self) -> bool:
+        return self.at_submission is not None and self.at_submission != self.now
+
+
+@dataclass(frozen=True)
+class PastDecision:
+    """The person's rejection an appeal answers, and the appeal itself."""
+
+    reviewer_name: str
+    reason_code: str
+    message: str | None
+    decided_at: datetime
+    appealed_at: datetime | None
+    appeal_message: str | None
+
+
+@dataclass(frozen=True)
+class EarlierClaim:
+    id: str
+    customer_id: str
+    status: str
+    requested_cents: int
+    approved_cents: int | None
+    submitted_at: datetime
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """One of this claim's photos beside the stored photo it repeats, with the claims that
+    stored photo is on (their outcome is what the reviewer weighs)."""
+
+    signal: str  # photo_reused_other_customer | photo_reused_own
+    photo_id: str
+    matched_photo_id: str
+    matched_customer_id: str
+    distance: int
+    exact: bool
+    matched_available: bool  # False once the matched photo has been erased
+    claims: list[EarlierClaim]
+
+
 @dataclass
 class ClaimView:
     claim: Claim
@@ -152,8 +216,9 @@ class ClaimView:
     photos: list[PhotoCard]
     signals: list[dict[str, Any]]
     history: list[HistoryRow]
-    claims_30d: int
-    paid_30d_cents: int
+    standing: Standing
+    original_decision: PastDecision | None
+    duplicates: list[DuplicatePair]
     lease_state: str  # mine | other | free | closed
     holder_name: str | None
     model_version: str | None
@@ -168,6 +233,14 @@ class ClaimView:
     @property
     def signal_codes(self) -> list[str]:
         return [s.get("code", "") for s in self.signals]
+
+    @property
+    def claims_30d(self) -> int:
+        return self.standing.now.claims_30d
+
+    @property
+    def paid_30d_cents(self) -> int:
+        return self.standing.now.paid_30d_cents
 
 
 def _photo_card(photo: Photo) -> PhotoCard:
@@ -231,7 +304,128 @@ def _lease_state(claim: Claim, user_id: str, now: datetime) -> str:
     return "mine" if claim.lease_holder == user_id else "other"
 
 
-def claim_view(session: Session, claim_id: str, user_id: str) -> ClaimView:
+def _signal(signals: list[dict[str, Any]], code: str) -> dict[str, Any] | None:
+    return next((s for s in signals if s.get("code") == code), None)
+
+
+def _standing_at_submission(signals: list[dict[str, Any]]) -> CustomerStanding | None:
+    """What the trust, frequency and 30-day payout signals recorded when the claim came in."""
+    trust, frequency = _signal(signals, "trust"), _signal(signals, "claim_frequency")
+    paid = _signal(signals, "paid_amount_30d")
+    if trust is None or frequency is None or paid is None:
+        return None
+    details = trust.get("details") or {}
+    return CustomerStanding(
+        trust_level=str(trust.get("value")),
+        cap_cents=int(trust.get("threshold") or 0),
+        confirmed=int(details.get("confirmed_claims", 0)),
+        rejected=int(details.get("rejected_claims", 0)),
+        claims_30d=int(frequency.get("value") or 0),
+        paid_30d_cents=int((paid.get("details") or {}).get("paid_30d_cents", 0)),
+    )
+
+
+def _standing_now(history: CustomerHistory, policy: Policy) -> CustomerStanding:
+    level = trust_of(history, policy)
+    return CustomerStanding(
+        trust_level=level.level,
+        cap_cents=level.cap_cents,
+        confirmed=history.confirmed,
+        rejected=history.rejected,
+        claims_30d=history.claims_30d,
+        paid_30d_cents=history.paid_30d_cents,
+    )
+
+
+def _standing(session: Session, claim: Claim, policy: Policy, now: datetime) -> Standing:
+    """Both views of the customer: the signals' snapshot and the same lookup run now (the
+    one the claim's signals ran, so the two compare like with like)."""
+    history = customer_history(session, claim.customer_id, now, claim.id, policy)
+    signals = (claim.verification or {}).get("signals", [])
+    return Standing(
+        now=_standing_now(history, policy), at_submission=_standing_at_submission(signals)
+    )
+
+
+def _original_decision(session: Session, claim: Claim) -> PastDecision | None:
+    """On an appealed claim: the rejection being appealed (the latest one) and the appeal."""
+    if not claim.appealed:
+        return None
+    rejection = session.scalars(
+        select(ReviewDecision)
+        .where(ReviewDecision.claim_id == claim.id, ReviewDecision.outcome == "reject")
+        .order_by(ReviewDecision.decided_at.desc(), ReviewDecision.id.desc())
+        .limit(1)
+    ).first()
+    if rejection is None:
+        return None
+    appealed_at = session.scalar(
+        select(AuditEntry.at)
+        .where(
+            AuditEntry.entity_type == "claim",
+            AuditEntry.entity_id == claim.id,
+            AuditEntry.action == f"status:{Status.IN_REVIEW}",
+            AuditEntry.at >= rejection.decided_at,
+        )
+        .order_by(AuditEntry.id)
+        .limit(1)
+    )
+    names = reviewer_names(session, {rejection.reviewer_id})
+    return PastDecision(
+        reviewer_name=names.get(rejection.reviewer_id, rejection.reviewer_id),
+        reason_code=rejection.reason_code,
+        message=rejection.message,
+        decided_at=rejection.decided_at,
+        appealed_at=appealed_at,
+        appeal_message=claim.appeal_message,
+    )
+
+
+def _duplicates(session: Session, signals: list[dict[str, Any]]) -> list[DuplicatePair]:
+    """The fired photo-reuse signals' matches, with the matched photos' claims (two queries
+    for the whole claim)."""
+    matches = [
+        (signal["code"], match)
+        for signal in signals
+        if signal.get("code") in DUPLICATE_SIGNALS and signal.get("fired")
+        for match in (signal.get("details") or {}).get("matches", [])
+    ]
+    if not matches:
+        return []
+    claim_ids = {cid for _, match in matches for cid in match.get("claim_ids", [])}
+    claims = {
+        c.id: EarlierClaim(
+            c.id, c.customer_id, c.status, c.requested_cents, c.approved_cents, c.submitted_at
+        )
+        for c in session.scalars(select(Claim).where(Claim.id.in_(claim_ids)))
+    }
+    stored = set(
+        session.scalars(
+            select(Photo.id).where(
+                Photo.id.in_({m["matched_photo_id"] for _, m in matches}),
+                Photo.erased_at.is_(None),
+            )
+        )
+    )
+    return [
+        DuplicatePair(
+            signal=code,
+            photo_id=match["photo_id"],
+            matched_photo_id=match["matched_photo_id"],
+            matched_customer_id=match.get("matched_customer_id", ""),
+            distance=int(match.get("distance", 0)),
+            exact=bool(match.get("exact")),
+            matched_available=match["matched_photo_id"] in stored,
+            claims=sorted(
+                (claims[cid] for cid in match.get("claim_ids", []) if cid in claims),
+                key=lambda c: c.submitted_at,
+            ),
+        )
+        for code, match in matches
+    ]
+
+
+def claim_view(session: Session, claim_id: str, user_id: str, policy: Policy) -> ClaimView:
     claim = session.get(Claim, claim_id)
     if claim is None:
         raise not_found("claim")
@@ -243,19 +437,17 @@ def claim_view(session: Session, claim_id: str, user_id: str) -> ClaimView:
     state = _lease_state(claim, user_id, now)
     holder = claim.lease_holder if state == "other" else None
     decision = claim.decision or {}
-    since = now - timedelta(days=30)
-    history = _history(session, claim)
+    signals = (claim.verification or {}).get("signals", [])
     return ClaimView(
         claim=claim,
         order=order,
         line=line,
         photos=_photos(session, claim),
-        signals=sorted(
-            (claim.verification or {}).get("signals", []), key=lambda s: not s.get("fired")
-        ),
-        history=history,
-        claims_30d=sum(1 for h in history if h.submitted_at >= since),
-        paid_30d_cents=ledger.paid_cents_for_customer_since(session, claim.customer_id, since),
+        signals=sorted(signals, key=lambda s: not s.get("fired")),
+        history=_history(session, claim),
+        standing=_standing(session, claim, policy, now),
+        original_decision=_original_decision(session, claim),
+        duplicates=_duplicates(session, signals),
         lease_state=state,
         holder_name=reviewer_names(session, {holder}).get(holder, holder) if holder else None,
         model_version=decision.get("model_version"),
@@ -316,6 +508,8 @@ def seen_snapshot(view: ClaimView, form: dict[str, str], locale: str) -> dict[st
         "heatmap_shown": form.get("heatmap_shown") == "1",
         "history_claims": len(view.history),
         "paid_30d_cents": view.paid_30d_cents,
+        "trust_level_now": view.standing.now.trust_level,
+        "duplicates_shown": [d.matched_photo_id for d in view.duplicates if d.matched_available],
     }
 
 
@@ -331,7 +525,7 @@ def decide_and_next(
     """Records the decision (through review.record_decision) and leases the next claim, in
     one transaction; returns the next claim or None when the queue is empty."""
     body = decision_from_form(form)
-    view = claim_view(session, claim_id, user_principal.id)
+    view = claim_view(session, claim_id, user_principal.id, policy)
     seen = seen_snapshot(view, form, locale)
     review.record_decision(session, user_principal, claim_id, body, policy, seen=seen)
     return review.lease_next(session, user_principal, lease_seconds)

@@ -7,11 +7,13 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from claims_api.i18n import SUPPORTED, pick_locale
 from claims_api.photos.messages import CATALOGUE, message
 from claims_api.rules import RULES, reviewer_text
 from claims_api.rules.review_reasons import REVIEW_REASONS, default_customer_sentence
+from claims_api.web import filters
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "i18n"
 DEFAULT = "en"
@@ -49,6 +51,60 @@ def named(locale: str, kind: str, value: str | None) -> str:
     does not know, such as a shop's own produce names, are shown as they are."""
     key = f"{kind}.{value}"
     return translate(locale, key) if key in _catalogue(DEFAULT) else (value or "")
+
+
+def code_label(locale: str, kind: str, code: str | None) -> str:
+    """A code's short label for a chip or a table cell (``signal.claim_window`` -> 超出时限);
+    a code the catalogue lacks is shown in words, never in snake_case."""
+    key = f"{kind}.{code}"
+    if key in _catalogue(DEFAULT):
+        return translate(locale, key)
+    return (code or "").replace("_", " ")
+
+
+# detail keys whose values are money in cents, shown as yuan
+_CENT_DETAILS = frozenset({"base_cap_cents", "paid_30d_cents", "requested_cents"})
+# details shown elsewhere on the page (the duplicate panel shows the matches side by side)
+_HIDDEN_DETAILS = frozenset({"matches"})
+
+
+def _detail_text(locale: str, key: str, value: Any) -> str:
+    if key in _CENT_DETAILS and isinstance(value, int):
+        return filters.money(value)
+    if isinstance(value, bool):
+        return translate(locale, "yes" if value else "no")
+    if key == "trust_level":
+        return code_label(locale, "trust", str(value))
+    if key == "problems" and isinstance(value, dict):  # photo id -> quality problem codes
+        codes = sorted({code for codes in value.values() for code in codes})
+        return ", ".join(code_label(locale, "quality", code) for code in codes)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return translate(locale, "detail.photo_count", count=len(value))
+    return filters.fmt(value)
+
+
+def signal_details(locale: str, details: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A signal's details as (label, value) pairs in the UI language; empty values left out."""
+    return [
+        (code_label(locale, "detail", key), _detail_text(locale, key, value))
+        for key, value in (details or {}).items()
+        if key not in _HIDDEN_DETAILS and value not in (None, "", [], {})
+    ]
+
+
+# signals whose value and threshold are produce names (shown in the UI language)
+_PRODUCE_VALUES = frozenset({"produce_mismatch", "produce_unknown_to_model"})
+
+
+def signal_cell(locale: str, code: str, value: Any) -> str:
+    """A signal's value or threshold as the table shows it: a trust level or produce names in
+    the UI language, numbers with their unit."""
+    if code == "trust" and isinstance(value, str):
+        return code_label(locale, "trust", value)
+    if code in _PRODUCE_VALUES and isinstance(value, str | list):
+        names = [value] if isinstance(value, str) else value
+        return ", ".join(named(locale, "produce", str(name)) for name in names)
+    return filters.signal_value(value, code)
 
 
 def customer_message(code: str, locale: str) -> str:
