@@ -44,7 +44,6 @@ ALLOWED: dict[Status, set[Status]] = {
     Status.PAID: {Status.REVERSED},
     Status.REVERSED: set(),
 }
-OPEN_FOR_REVIEW = (Status.IN_REVIEW,)
 DECIDED = {Status.APPROVED, Status.PARTIALLY_APPROVED, Status.REJECTED}
 
 

@@ -51,7 +51,6 @@ from PIL import Image
 
 HASH_BITS = 64
 BANDS = 4
-BAND_BITS = HASH_BITS // BANDS
 Box = tuple[float, float, float, float]
 
 # Crop windows stored besides the whole image: (width share, height share, x anchor, y anchor)
@@ -114,9 +113,6 @@ class HashPair:
     @property
     def dhash_hex(self) -> str:
         return f"{self.dhash:016x}"
-
-    def bands(self) -> tuple[list[int], list[int]]:
-        return band_values(self.phash), band_values(self.dhash)
 
 
 @dataclass(frozen=True)
@@ -352,18 +348,6 @@ def band_values(value: int, bands: int = BANDS) -> list[int]:
     width = HASH_BITS // bands
     mask = (1 << width) - 1
     return [(value >> (width * (bands - 1 - i))) & mask for i in range(bands)]
-
-
-def query_band_values(queries: Iterable[HashPair]) -> tuple[list[set[int]], list[set[int]]]:
-    """Per band position, the set of values to look up for pHash and for dHash columns."""
-    p_sets: list[set[int]] = [set() for _ in range(BANDS)]
-    d_sets: list[set[int]] = [set() for _ in range(BANDS)]
-    for query in queries:
-        for i, value in enumerate(band_values(query.phash)):
-            p_sets[i].add(value)
-        for i, value in enumerate(band_values(query.dhash)):
-            d_sets[i].add(value)
-    return p_sets, d_sets
 
 
 # Recommended index layout for large tables: 3 pHash bands + 3 dHash bands of 21 bits (six

@@ -53,8 +53,6 @@ from claims_api.photos.quality import (
 
 pillow_heif.register_heif_opener()
 
-STORED_CONTENT_TYPE = "image/jpeg"
-
 # EXIF tags (IFD0 / Exif IFD / pointers)
 _TAG_MAKE = 0x010F
 _TAG_MODEL = 0x0110
@@ -157,12 +155,7 @@ class ProcessedPhoto:
     query_hashes: tuple[HashPair, ...] = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)  # wall time per stage
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time per stage
-    stored_content_type: str = STORED_CONTENT_TYPE
     alongside_result: Any = field(default=None, repr=False)  # what ``alongside`` returned
-
-    @property
-    def storage_key(self) -> str:
-        return self.stored_sha256
 
 
 class _Stopwatch:
@@ -478,20 +471,6 @@ _ORIENTATION_TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-
-def to_upright_rgb(image: Image.Image, orientation: int | None = None) -> Image.Image:
-    """Apply the EXIF orientation and convert to 8-bit RGB; alpha is composited on white.
-
-    Same transforms as ``ImageOps.exif_transpose`` without its metadata rewriting (which
-    costs several times the transpose itself on a 3-MP image); the metadata is dropped anyway.
-    HEIF images arrive upright already (pillow-heif applies the rotation and resets the tag).
-    """
-    if orientation is None:
-        orientation = read_exif_facts(image).orientation
-    method = _ORIENTATION_TRANSPOSE.get(orientation)
-    rgb = to_rgb(image)
-    return rgb.transpose(method) if method is not None else rgb
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

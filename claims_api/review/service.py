@@ -302,8 +302,3 @@ def expire_leases(session: Session) -> int:
         claim.lease_holder = None
         claim.lease_expires_at = None
     return len(expired)
-
-
-def queue_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Claim.status, func.count()).group_by(Claim.status)).all()
-    return {status: count for status, count in rows}
