@@ -10,11 +10,13 @@ What is looked up (:func:`query_hashes`): the whole-image hashes of the new phot
 rotations/flips (the dihedral group), so a rotated or mirrored copy hits the stored upright
 hash.
 
-Indexed lookup (banding, :func:`band_values`): each 64-bit hash is cut into ``BANDS`` = 4
-bands of 16 bits stored as indexed integer columns. Candidates are rows sharing any band value
-with any query hash; by pigeonhole, a row within Hamming distance ``BANDS - 1`` of a query hash
-always shares a band, and most rows within the match threshold do (measured by
-``bench/bench_duplicates.py``). Candidates are then checked with exact Hamming distances
+Indexed lookup (banding, :func:`index_band_values`): each stored window row carries six
+indexed integer columns, its pHash and its dHash each cut into ``INDEX_BANDS`` = 3 bands of 21
+bits (the top bit of each hash is left out). Candidates are the rows that share a band value,
+column for column, with any of the query hashes (:func:`query_index_band_values`). By
+pigeonhole a row whose pHash or dHash is within Hamming distance 2 of a query hash always
+shares a band; most rows within the match threshold do too (``bench/bench_duplicates.py``
+counts how many). Candidates are then checked with exact Hamming distances
 (:func:`is_match`).
 
 Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the 1822 shared real photos
@@ -50,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 HASH_BITS = 64
-BANDS = 4
+BANDS = 4  # band_values' default: the 4 x 16-bit layout bench_duplicates.py compares against
 Box = tuple[float, float, float, float]
 
 # Crop windows stored besides the whole image: (width share, height share, x anchor, y anchor)
@@ -343,19 +345,18 @@ def query_hashes(image: Image.Image) -> list[HashPair]:
 
 
 def band_values(value: int, bands: int = BANDS) -> list[int]:
-    """Split a 64-bit hash into ``bands`` integers, most significant first (16 bits each for
-    4 bands: values 0..65535 fit an INTEGER column)."""
+    """Split a 64-bit hash into ``bands`` integers of ``64 // bands`` bits, most significant
+    first; top bits left over are dropped (3 bands: 21 bits each, bit 63 unused). Every value
+    fits an INTEGER column."""
     width = HASH_BITS // bands
     mask = (1 << width) - 1
     return [(value >> (width * (bands - 1 - i))) & mask for i in range(bands)]
 
 
-# Recommended index layout for large tables: 3 pHash bands + 3 dHash bands of 21 bits (six
-# INTEGER columns; the top bit of each hash is left out). Measured (bench_duplicates.py) at
-# 1,000,000 photos = 23,000,000 window rows, random hashes: ~540 candidate rows per lookup
-# instead of ~11,200 with 4 × 16-bit pHash bands, lookups p50 3.5 ms / p99 8 ms on SQLite
-# and p50 5-6 ms on PostgreSQL (4 × 16: p50 76-97 ms); and it finds more true matches
-# (97.5 % of the copies is_match accepts, against 96.4 %).
+# The stored layout (PhotoHash.band0-band5): 3 pHash bands + 3 dHash bands of 21 bits. Bands
+# of 21 bits collide by chance far less often than bands of 16, so a lookup in a large table
+# fetches far fewer candidate rows; and the dHash bands still find a copy whose pHash changed
+# in every band, so more true matches become candidates (bench_duplicates.py compares them).
 INDEX_BANDS = 3
 
 
