@@ -1,6 +1,6 @@
 """How well the perceptual hashes find re-used photos, on the real shared photos.
 
-    .venv/bin/python bench/bench_duplicates.py [--limit N] [--out reports/duplicates.json]
+    .venv/bin/python -m bench.bench_duplicates [--limit N] [--out reports/duplicates.json]
 
 Every photo goes through the service's own path (``process_upload`` -> stored hashes). Then:
 
@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from claims_api.photos import hashing
 from claims_api.photos.imaging import process_upload

@@ -42,14 +42,16 @@ def _script(name: str) -> Path:
 
 
 def _run_script(name: str, args: list[str]) -> dict[str, Any]:
-    """Run ``bench/<name>.py`` as a subprocess, streaming its output."""
+    """Run ``python -m bench.<name>`` from the repository root as a subprocess, streaming its
+    output (as a module, so it imports this checkout's packages like ``make bench`` does)."""
     script = _script(name)
     if not script.exists():
         print(f"\n[{name}] {script.relative_to(REPO)} is not there yet: skipped")
         return {"skipped": "script missing"}
-    print(f"\n[{name}] {sys.executable} {script.relative_to(REPO)} {' '.join(args)}", flush=True)
+    command = [sys.executable, "-m", f"bench.{name}", *args]
+    print(f"\n[{name}] {' '.join(command)}", flush=True)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(script), *args], cwd=REPO, check=False)
+    result = subprocess.run(command, cwd=REPO, check=False)
     return {"returncode": result.returncode, "seconds": round(time.perf_counter() - start, 1)}
 
 
