@@ -1,4 +1,4 @@
-"""Double-entry ledger for compensation. Invariant 2: at most one payout per claim (a unique
+"""Double-entry ledger for compensation. At most one payout per claim (a unique
 constraint, not a check) and never more than what remains uncompensated on the order line,
 which is derived from the ledger itself."""
 

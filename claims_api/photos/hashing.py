@@ -1,4 +1,4 @@
-"""Perceptual hashes that find re-used photos (issue 4, signal 1).
+"""Perceptual hashes that find re-used photos (the duplicate-photo signals).
 
 What is stored per photo (:class:`PhotoHashes`): for the whole image and for 22 crop windows
 (:data:`WINDOWS`) a 64-bit pHash (DCT) and a 64-bit dHash (gradient), all in the photo's
@@ -19,24 +19,12 @@ shares a band; most rows within the match threshold do too (``bench/bench_duplic
 counts how many). Candidates are then checked with exact Hamming distances
 (:func:`is_match`).
 
-Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the 1822 shared real photos
-(``bench/bench_duplicates.py``, 18 kinds of transformed copy, all ordered pairs of different
-photos). At pHash <= T and dHash <= T:
-
-====  ==========  ===========  ====================  =========================
-T     true, all   true, crops  false, same produce   false, different produce
-====  ==========  ===========  ====================  =========================
-8     0.947       0.896        1.5e-4 per pair       5.7e-6 per pair
-9     0.957       0.915        2.3e-4                9.9e-6
-10    0.987       0.974        8.6e-4                8.5e-5
-12    0.998       0.997        4.8e-3                8.0e-4
-====  ==========  ===========  ====================  =========================
-
-Re-encoding, resizing, rotations, flips and ±10 % brightness/colour match ~100 % at T = 10;
-crops on the stored windows' grid ~100 %, random crops of 4-15 % 93-96 %. Most "false"
-pairs are look-alike web photos (one round fruit on white, or the black corners of the
-dataset's rotated copies); about one in six sampled by eye was in fact the same photo. A
-match routes a claim to a person; it never rejects one.
+Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the shared real photos with
+``bench/bench_duplicates.py`` (transformed copies of each photo against all pairs of different
+photos): T = 10 is where re-encoded, resized, rotated, flipped, recoloured and cropped copies
+nearly all match while false matches stay rare. Most "false" matches are look-alike web
+photos (one round fruit on white), some of them in fact the same photo. A match routes a
+claim to a person; it never rejects one.
 
 Hash values are unsigned Python ints in 0..2**64-1; :func:`to_signed64` gives the value for a
 signed BIGINT column.
@@ -70,8 +58,8 @@ WINDOWS: tuple[tuple[float, float, float, float], ...] = (
 # The 8 dihedral transforms, identity first. A query photo is hashed under each of them.
 # The bits are computed exactly as imagehash.phash / imagehash.dhash compute them from their
 # 32×32 / 9×8 inputs (tests/test_hashing.py checks bit equality); the inputs are resampled
-# with the same Lanczos-3 kernel as PIL's resize but as numpy matrix products, so all 23
-# windows plus the 8 query transforms cost about a millisecond.
+# with the same Lanczos-3 kernel as PIL's resize but as numpy matrix products, which keeps
+# hashing all 23 windows plus the 8 query transforms a small part of an upload's work.
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
     Image.Transpose.ROTATE_90,
@@ -161,7 +149,7 @@ def _bits_to_int(bits: np.ndarray) -> int:
 
 
 def phash_bits(pixels32: np.ndarray) -> int:
-    """imagehash.phash of a 32×32 greyscale array, as an int (same bits, ~20× faster)."""
+    """imagehash.phash of a 32×32 greyscale array, as an int (same bits, much faster)."""
     coefficients = _DCT @ pixels32 @ _DCT.T
     low = coefficients[:8, :8]
     return _bits_to_int(low > np.median(low))
@@ -174,8 +162,8 @@ def dhash_bits(pixels8x9: np.ndarray) -> int:
 
 # Hash inputs are at most 32 px, so a 64-px source loses nothing they use. It also keeps every
 # resampling matrix product at most 32 x 64 x 64 multiply-adds, below OpenBLAS's threshold for
-# multi-threaded GEMM (65536 x 4): its spinning threads made one upload 40x slower on a busy
-# 2-core machine when the source was 128 px.
+# multi-threaded GEMM (65536 x 4): on a busy machine its spinning threads slow an upload
+# down many times over.
 _SOURCE_MAX_SIDE = 64
 
 

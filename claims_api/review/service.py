@@ -1,4 +1,4 @@
-"""The manual-review queue. Invariant 3: a lease has one holder: leasing takes the most
+"""The manual-review queue. A lease has one holder: leasing takes the most
 urgent free claim under ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers),
 and a decision re-checks holder and expiry in its own transaction."""
 

@@ -1,5 +1,5 @@
 """The facts about a customer and a pickup point that the velocity, amount and trust signals
-read (issue 4, signals 5 and 6): one statement of aggregates over indexed columns each, run
+read: one statement of aggregates over indexed columns each, run
 inside the claim's transaction after the claim row is written (so "this claim" is counted
 where a rate is meant to include it; see :func:`claims_api.db.flushed_connection`)."""
 
