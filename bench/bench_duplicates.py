@@ -40,11 +40,10 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from claims_api.photos import hashing
 from claims_api.photos.imaging import process_upload
+from data.manifest import default_dataset_dir
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = Path(
-    os.environ.get("FRESHCLAIM_DATASET_DIR", REPO.parent / "shared" / "datasets" / "produce")
-)
+DEFAULT_DATASET = default_dataset_dir()
 
 
 def _jpeg(image: Image.Image, quality: int = 95) -> bytes:

@@ -43,12 +43,11 @@ from PIL import Image, features
 from claims_api.inference.metadata import InputSpec
 from claims_api.inference.preprocess import to_model_input
 from claims_api.photos.imaging import DEFAULT_LIMITS, ImageLimits, process_upload
+from data.manifest import default_dataset_dir
 from data.synthetic import make_fruit
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = Path(
-    os.environ.get("FRESHCLAIM_DATASET_DIR", REPO.parent / "shared" / "datasets" / "produce")
-)
+DEFAULT_DATASET = default_dataset_dir()
 MODEL_SPEC = InputSpec(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 SIZES = {"12MP": (4032, 3024), "1920": (1920, 1440), "1080": (1080, 810)}
 STAGES = ("sniff", "header", "decode", "orient", "small", "quality", "hashes", "model_input",

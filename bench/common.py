@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from data.manifest import default_dataset_dir
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "var" / "bench"
-DATASET = Path(os.environ.get("FRESHCLAIM_DATASET_DIR", REPO.parent / "shared/datasets/produce"))
+DATASET = default_dataset_dir()
 # The rotten apple of the README's curl walk-through.
 DATASET_PHOTO = "images/00/00229d2a4e4897be9ef7314b784efa35c6fb1f09.jpg"
 POSTGRES_URL = os.environ.get(
