@@ -1,6 +1,6 @@
 """How well the perceptual hashes find re-used photos, on the real shared photos.
 
-    .venv/bin/python bench/bench_duplicates.py [--limit N] [--out reports/duplicates.json]
+    .venv/bin/python -m bench.bench_duplicates [--limit N] [--out reports/duplicates.json]
 
 Every photo goes through the service's own path (``process_upload`` -> stored hashes). Then:
 
@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from claims_api.photos import hashing
 from claims_api.photos.imaging import process_upload
@@ -315,46 +313,45 @@ def lookup_sql_verified(cursor, queries: list[hashing.HashPair], table: str, lay
     """PostgreSQL only: the same band probes, but the exact distances are checked in the
     query (bit_count of the XOR against each of the 8 query hashes), so only matching photos
     come back to Python."""
-    thresholds = hashing.MATCH_THRESHOLDS
     clauses, params = [], []
     for column, values in layout.query_sets(queries):
         clauses.append(f"h.{column} = ANY(%s)")
         params.append(values)
-    values_sql = ", ".join(["(%s::bigint, %s::bigint)"] * len(queries))
-    for query in queries:
-        params.extend([hashing.to_signed64(query.phash), hashing.to_signed64(query.dhash)])
-    params.extend([thresholds.phash_max, thresholds.dhash_max])
-    cursor.execute(
-        f"SELECT DISTINCT h.photo_id FROM (SELECT photo_id, phash, dhash FROM {table} h "
-        f"WHERE {' OR '.join(clauses)}) h JOIN (VALUES {values_sql}) AS q(p, d) "
-        "ON bit_count((h.phash # q.p)::bit(64)) <= %s "
-        "AND bit_count((h.dhash # q.d)::bit(64)) <= %s",
-        params,
-    )
-    return {row[0] for row in cursor.fetchall()}, -1
+    candidates = f"SELECT photo_id, phash, dhash FROM {table} h WHERE {' OR '.join(clauses)}"
+    return _matches_verified_in_sql(cursor, candidates, params, queries), -1
 
 
 def lookup_index_only(cursor, queries: list[hashing.HashPair], table: str, layout: BandLayout):
     """PostgreSQL only, with covering band indexes (INCLUDE photo_id, phash, dhash): one
     UNION ALL branch per band so each can be an index-only scan (no heap fetches for the
     thousands of candidates), distances checked in SQL."""
-    thresholds = hashing.MATCH_THRESHOLDS
     branches, params = [], []
     for column, values in layout.query_sets(queries):
         branches.append(f"SELECT photo_id, phash, dhash FROM {table} WHERE {column} = ANY(%s)")
         params.append(values)
+    candidates = " UNION ALL ".join(branches)
+    return _matches_verified_in_sql(cursor, candidates, params, queries), -1
+
+
+def _matches_verified_in_sql(
+    cursor, candidates_sql: str, candidate_params: list, queries: list[hashing.HashPair]
+) -> set[str]:
+    """PostgreSQL: the photo ids among ``candidates_sql`` (rows of photo_id, phash, dhash)
+    within the match thresholds of some query hash, the distances computed in SQL."""
+    thresholds = hashing.MATCH_THRESHOLDS
+    params = list(candidate_params)
     values_sql = ", ".join(["(%s::bigint, %s::bigint)"] * len(queries))
     for query in queries:
         params.extend([hashing.to_signed64(query.phash), hashing.to_signed64(query.dhash)])
     params.extend([thresholds.phash_max, thresholds.dhash_max])
     cursor.execute(
-        f"SELECT DISTINCT c.photo_id FROM ({' UNION ALL '.join(branches)}) c "
+        f"SELECT DISTINCT c.photo_id FROM ({candidates_sql}) c "
         f"JOIN (VALUES {values_sql}) AS q(p, d) "
         "ON bit_count((c.phash # q.p)::bit(64)) <= %s "
         "AND bit_count((c.dhash # q.d)::bit(64)) <= %s",
         params,
     )
-    return {row[0] for row in cursor.fetchall()}, -1
+    return {row[0] for row in cursor.fetchall()}
 
 
 def time_lookups(function, queries: list) -> dict:
@@ -505,7 +502,9 @@ def main() -> int:
     )
     parser.add_argument("--db-queries", type=int, default=300)
     parser.add_argument("--db-only", action="store_true", help="skip the match-rate part")
-    parser.add_argument("--bands", type=int, default=4, help="pHash bands per row (service: 4)")
+    parser.add_argument(
+        "--bands", type=int, default=4, help="pHash bands per row (service: 3, with --dhash-bands)"
+    )
     parser.add_argument("--dhash-bands", action="store_true", help="also index dHash bands")
     parser.add_argument(
         "--covering",

@@ -354,9 +354,9 @@ class Outcome:
 
 class LoadClient:
     """One keep-alive HTTP/1.1 connection of the load generator, on the standard library's
-    ``http.client``: the load runs on the same cores as the server, and httpx spent about
-    7 ms of CPU per upload + claim there (its pure-Python HTTP layers), which the server then
-    lacked; this costs about a fifth of that."""
+    ``http.client``: the load runs on the same cores as the server, and httpx's pure-Python
+    HTTP layers took CPU per upload + claim that the server then lacked; this takes a small
+    part of that."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
         address = httpx.URL(base_url)

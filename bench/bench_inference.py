@@ -1,6 +1,6 @@
 """Inference cost of the shipped model with onnxruntime on this machine.
 
-    python bench/bench_inference.py [--model models/<file>.onnx] [--json models/report/bench.json]
+    python -m bench.bench_inference [--model models/<file>.onnx] [--json models/report/bench.json]
 
 Times ``Classifier.score_batch`` (the service's call: onnxruntime + softmax + gates) on
 preprocessed inputs at batch 1 and larger batches, and preprocessing of a 640x480 photo
@@ -14,13 +14,10 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from claims_api.inference.model import Classifier
 from data.synthetic import make_fruit

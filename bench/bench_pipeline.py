@@ -1,6 +1,6 @@
 """Per-stage timings of the in-process photo pipeline against the JPEG decoder's own floor.
 
-    .venv/bin/python bench/bench_pipeline.py [--repeats 15] [--real 300] [--out FILE.json]
+    .venv/bin/python -m bench.bench_pipeline [--repeats 15] [--real 300] [--out FILE.json]
 
 Inputs: generated phone-like JPEGs at 4032×3024 (12 MP), 1920×1440 and 1080×810 (quality 90,
 realistic content: a real dataset photo upscaled with sensor-like noise, and a procedural
@@ -39,8 +39,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, features
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from claims_api.inference.metadata import InputSpec
 from claims_api.inference.preprocess import to_model_input

@@ -1,5 +1,5 @@
-"""Markdown tables of a ``bench.run_all`` summary (written as ``summary.md``, pasted into the
-README's Performance section).
+"""Markdown tables of a ``bench.run_all`` summary (written as ``summary.md``, pasted into
+``docs/performance.md``).
 
     python -m bench.report [var/bench/summary.json]
 """

@@ -16,8 +16,8 @@ Parts (each prints its own table and writes JSON under ``--out``):
   (:mod:`bench.bench_queue`).
 
 The scripts of other developers run as subprocesses with their own arguments; a missing one
-is reported and skipped. At the end a table compares the figures with the targets of issue 6
-and ``summary.json`` records them with the state of the machine (a training run in the
+is reported and skipped. At the end a table compares the figures with the performance
+targets and ``summary.json`` records them with the state of the machine (a training run in the
 background distorts every timing on a 2-core machine, so the summary says whether one ran).
 """
 
@@ -42,14 +42,16 @@ def _script(name: str) -> Path:
 
 
 def _run_script(name: str, args: list[str]) -> dict[str, Any]:
-    """Run ``bench/<name>.py`` as a subprocess, streaming its output."""
+    """Run ``python -m bench.<name>`` from the repository root as a subprocess, streaming its
+    output (as a module, so it imports this checkout's packages like ``make bench`` does)."""
     script = _script(name)
     if not script.exists():
         print(f"\n[{name}] {script.relative_to(REPO)} is not there yet: skipped")
         return {"skipped": "script missing"}
-    print(f"\n[{name}] {sys.executable} {script.relative_to(REPO)} {' '.join(args)}", flush=True)
+    command = [sys.executable, "-m", f"bench.{name}", *args]
+    print(f"\n[{name}] {' '.join(command)}", flush=True)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(script), *args], cwd=REPO, check=False)
+    result = subprocess.run(command, cwd=REPO, check=False)
     return {"returncode": result.returncode, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -111,7 +113,7 @@ def _load(path: Path) -> Any:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets next to what was measured (None: not measured in this run)."""
+    """The performance targets next to what was measured (None: not measured in this run)."""
     rows = []
     generated = ((results.get("pipeline") or {}).get("json") or {}).get("generated", {})
     for name, entry in generated.items():
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[part] = runners[part]()
     results["machine_after"] = machine_state()
     results["targets"] = targets(results)
-    print_table("targets (issue 6)", results["targets"], ["target", "wanted", "measured", "met"])
+    print_table("performance targets", results["targets"], ["target", "wanted", "measured", "met"])
     if any(results[k]["training_running"] for k in ("machine_before", "machine_after")):
         print("\nNOTE: a training process ran during the benchmark: timings are distorted.")
     write_json(args.out / "summary.json", results)

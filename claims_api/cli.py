@@ -53,7 +53,7 @@ def serve(
 ) -> None:
     """Run the HTTP service (uvicorn with uvloop and httptools)."""
     # Requests already run in parallel; a BLAS thread pool per request only oversubscribes
-    # the cores (one upload measured 473 ms instead of 12 ms under load). Set before numpy loads.
+    # the cores, and under load an upload then takes many times longer. Set before numpy loads.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     settings = get_settings()

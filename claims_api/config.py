@@ -187,10 +187,6 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.home / 'freshclaim.db').resolve()}"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
-
-    @property
     def photo_dir(self) -> Path:
         return self.home / "photos"
 

@@ -115,7 +115,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         # SQLite takes one writer at a time. A BEGIN IMMEDIATE that finds the file locked is
         # retried by SQLite's busy handler, which sleeps 1, 2, 5, 10 ... 100 ms between tries,
-        # so under load a claim waited up to 230 ms for a lock held a few ms. This process's
+        # so under load a claim could wait many times longer than the lock was held. This process's
         # writers queue on a lock instead and start the moment the previous one commits; the
         # busy handler still arbitrates between processes (the CLI, a second worker).
         self._sqlite_writer = threading.Lock() if self.is_sqlite else None

@@ -48,10 +48,10 @@ DbSession = Annotated[Session, Depends(get_db, scope="function")]
 ReadSession = Annotated[Session, Depends(get_read_db, scope="function")]
 
 
-# Threads that logins may hold at once. A login can wait ~0.2 s per queued login for a slot
-# to check its password (auth.service); waiting in the threadpool, a flood of logins took
-# every thread and stalled every other sync route (a page took 2.3 s under 60 flooding
-# clients). Logins beyond these wait on the event loop instead, holding no thread.
+# Threads that logins may hold at once. A login waits for a slot to check its password
+# (auth.service), longer with every login queued before it; waiting in the threadpool, a flood
+# of logins took every thread and stalled every other sync route. Logins beyond these wait
+# on the event loop instead, holding no thread.
 LOGIN_THREADS = 4
 
 

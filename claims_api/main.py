@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if getattr(app.state, "freeze_gc_after_startup", False):
             # The model, the ORM mappings and the imported modules live as long as the
             # process: leave them out of the cyclic collector, whose full collections had to
-            # scan them all (50-80 ms pauses of every request under load).
+            # scan them all, pausing every request under load.
             gc.collect()
             gc.freeze()
         yield

@@ -57,7 +57,7 @@ class RequestMetrics:
 
     Not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs every chunk of the
     request body through an extra task group (a 12-MP upload arrives in ~60 chunks) and the
-    response through a memory stream; that cost ~9 % of the server's busy time per upload +
+    response through a memory stream, a visible share of the server's busy time per upload +
     claim in a profile. This one only wraps ``send`` to see the status."""
 
     def __init__(self, app: ASGIApp) -> None:

@@ -38,9 +38,6 @@ class LiteBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(x)
 
-    def imagenet_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
 
 class TinyBackbone(nn.Module):
     """A few random conv layers: for fast tests of the pipeline, never for a shipped model."""

@@ -26,9 +26,9 @@ KEY_ROLES = ("shop", "admin")
 REVIEWER_ROLES = ("reviewer", "admin")
 _ALGORITHM = "HS256"
 _passwords = PasswordHasher()
-# Argon2 with these defaults takes ~0.2 s and 64 MB per password (RFC 9106's second profile):
-# a burst of logins, one per threadpool thread, would hold gigabytes. Two at a time bound it;
-# the others queue for a few tenths of a second each.
+# Argon2 with these defaults (RFC 9106's second profile) needs 64 MiB per password and a
+# noticeable fraction of a second: a burst of logins, one per threadpool thread, would hold
+# gigabytes. Two at a time bound it; the others queue.
 _PASSWORD_WORK = threading.BoundedSemaphore(2)
 
 

@@ -88,7 +88,7 @@ class ClaimPhoto(Base):
 
 
 class IdempotencyRecord(Base):
-    """Invariant 1: one claim per Idempotency-Key per customer, enforced by the primary key."""
+    """One claim per Idempotency-Key per customer, enforced by the primary key."""
 
     __tablename__ = "idempotency_records"
     __table_args__ = (UniqueConstraint("customer_id", "key"),)

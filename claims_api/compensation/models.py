@@ -9,7 +9,8 @@ from claims_api.db import Base, UtcDateTime, utcnow
 
 
 class LedgerPosting(Base):
-    """One money movement for a claim. Invariant 2: at most one of each kind per claim."""
+    """One money movement for a claim: at most one of each kind per claim (a unique
+    constraint)."""
 
     __tablename__ = "ledger_postings"
     __table_args__ = (UniqueConstraint("claim_id", "kind"),)

@@ -1,4 +1,4 @@
-"""Double-entry ledger for compensation. Invariant 2: at most one payout per claim (a unique
+"""Double-entry ledger for compensation. At most one payout per claim (a unique
 constraint, not a check) and never more than what remains uncompensated on the order line,
 which is derived from the ledger itself."""
 
@@ -109,27 +109,7 @@ def pay_claim(
             f"Only {remaining} cents of this order line remain uncompensated.",
             remaining_cents=remaining,
         )
-    posting = LedgerPosting(
-        id=new_id("pst"),
-        claim_id=claim.id,
-        kind="payout",
-        method=adapter.method,
-        amount_cents=amount_cents,
-        created_by=actor_id,
-        created_at=utcnow(),
-        entries=[
-            LedgerEntry(account=EXPENSE_ACCOUNT, amount_cents=amount_cents),
-            LedgerEntry(
-                account=store_credit_account(claim.customer_id), amount_cents=-amount_cents
-            ),
-        ],
-    )
-    session.add(posting)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise conflict("already_paid", "This claim has already been paid.") from exc
+    posting = _book(session, claim, "payout", adapter.method, amount_cents, actor_id)
     adapter.send(posting)
     return posting
 
@@ -142,19 +122,49 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
     )
     if payout is None:
         raise conflict("not_paid", "This claim has no payout to reverse.")
+    return _book(
+        session, claim, "reversal", payout.method, payout.amount_cents, actor_id, reason=reason
+    )
+
+
+# What the unique (claim_id, kind) constraint answers when a claim already has a posting of
+# that kind.
+_ALREADY_BOOKED = {
+    "payout": ("already_paid", "This claim has already been paid."),
+    "reversal": ("already_reversed", "This payout has already been reversed."),
+}
+
+
+def _book(
+    session: Session,
+    claim: Claim,
+    kind: str,
+    method: str,
+    amount_cents: int,
+    actor_id: str,
+    *,
+    reason: str | None = None,
+) -> LedgerPosting:
+    """Books a balanced posting of ``kind``: a payout moves ``amount_cents`` from the
+    compensation expense to the customer's store credit, a reversal moves it back.
+
+    Flushed at once, in a savepoint: a second posting of the same kind for the claim (a
+    concurrent payout, a double reversal) fails on the unique constraint here, as a 409, and
+    the caller's transaction stays usable."""
+    expense_cents = amount_cents if kind == "payout" else -amount_cents
     posting = LedgerPosting(
         id=new_id("pst"),
         claim_id=claim.id,
-        kind="reversal",
-        method=payout.method,
-        amount_cents=payout.amount_cents,
+        kind=kind,
+        method=method,
+        amount_cents=amount_cents,
         created_by=actor_id,
         reason=reason,
         created_at=utcnow(),
         entries=[
-            LedgerEntry(account=EXPENSE_ACCOUNT, amount_cents=-payout.amount_cents),
+            LedgerEntry(account=EXPENSE_ACCOUNT, amount_cents=expense_cents),
             LedgerEntry(
-                account=store_credit_account(claim.customer_id), amount_cents=payout.amount_cents
+                account=store_credit_account(claim.customer_id), amount_cents=-expense_cents
             ),
         ],
     )
@@ -163,7 +173,7 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise conflict("already_reversed", "This payout has already been reversed.") from exc
+        raise conflict(*_ALREADY_BOOKED[kind]) from exc
     return posting
 
 

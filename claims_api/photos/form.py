@@ -7,9 +7,9 @@ it hands over, joined once at the end.
 
 Why not FastAPI's ``File``/``Form`` parameters: Starlette's form parser writes every file part
 into a ``SpooledTemporaryFile`` (a growing buffer behind a Python wrapper, on the event loop)
-which the endpoint then reads back; for a 12-MP photo that cost ~8 ms of CPU per upload
-against ~1 ms here (measured on a 3.7 MB body; README, Performance), and every millisecond on
-the event loop holds up the other requests. The whole body's size is capped before this runs,
+which the endpoint then reads back; for a phone photo that costs several times the CPU of
+keeping the parser's slices, and every millisecond on the event loop holds up the other
+requests. The whole body's size is capped before this runs,
 by :class:`claims_api.photos.upload_limit.UploadSizeLimit`.
 """
 

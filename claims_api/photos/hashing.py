@@ -1,4 +1,4 @@
-"""Perceptual hashes that find re-used photos (issue 4, signal 1).
+"""Perceptual hashes that find re-used photos (the duplicate-photo signals).
 
 What is stored per photo (:class:`PhotoHashes`): for the whole image and for 22 crop windows
 (:data:`WINDOWS`) a 64-bit pHash (DCT) and a 64-bit dHash (gradient), all in the photo's
@@ -10,31 +10,21 @@ What is looked up (:func:`query_hashes`): the whole-image hashes of the new phot
 rotations/flips (the dihedral group), so a rotated or mirrored copy hits the stored upright
 hash.
 
-Indexed lookup (banding, :func:`band_values`): each 64-bit hash is cut into ``BANDS`` = 4
-bands of 16 bits stored as indexed integer columns. Candidates are rows sharing any band value
-with any query hash; by pigeonhole, a row within Hamming distance ``BANDS - 1`` of a query hash
-always shares a band, and most rows within the match threshold do (measured by
-``bench/bench_duplicates.py``). Candidates are then checked with exact Hamming distances
+Indexed lookup (banding, :func:`index_band_values`): each stored window row carries six
+indexed integer columns, its pHash and its dHash each cut into ``INDEX_BANDS`` = 3 bands of 21
+bits (the top bit of each hash is left out). Candidates are the rows that share a band value,
+column for column, with any of the query hashes (:func:`query_index_band_values`). By
+pigeonhole a row whose pHash or dHash is within Hamming distance 2 of a query hash always
+shares a band; most rows within the match threshold do too (``bench/bench_duplicates.py``
+counts how many). Candidates are then checked with exact Hamming distances
 (:func:`is_match`).
 
-Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the 1822 shared real photos
-(``bench/bench_duplicates.py``, 18 kinds of transformed copy, all ordered pairs of different
-photos). At pHash <= T and dHash <= T:
-
-====  ==========  ===========  ====================  =========================
-T     true, all   true, crops  false, same produce   false, different produce
-====  ==========  ===========  ====================  =========================
-8     0.947       0.896        1.5e-4 per pair       5.7e-6 per pair
-9     0.957       0.915        2.3e-4                9.9e-6
-10    0.987       0.974        8.6e-4                8.5e-5
-12    0.998       0.997        4.8e-3                8.0e-4
-====  ==========  ===========  ====================  =========================
-
-Re-encoding, resizing, rotations, flips and ±10 % brightness/colour match ~100 % at T = 10;
-crops on the stored windows' grid ~100 %, random crops of 4-15 % 93-96 %. Most "false"
-pairs are look-alike web photos (one round fruit on white, or the black corners of the
-dataset's rotated copies); about one in six sampled by eye was in fact the same photo. A
-match routes a claim to a person; it never rejects one.
+Thresholds (:data:`MATCH_THRESHOLDS`) were chosen on the shared real photos with
+``bench/bench_duplicates.py`` (transformed copies of each photo against all pairs of different
+photos): T = 10 is where re-encoded, resized, rotated, flipped, recoloured and cropped copies
+nearly all match while false matches stay rare. Most "false" matches are look-alike web
+photos (one round fruit on white), some of them in fact the same photo. A match routes a
+claim to a person; it never rejects one.
 
 Hash values are unsigned Python ints in 0..2**64-1; :func:`to_signed64` gives the value for a
 signed BIGINT column.
@@ -50,8 +40,7 @@ import numpy as np
 from PIL import Image
 
 HASH_BITS = 64
-BANDS = 4
-BAND_BITS = HASH_BITS // BANDS
+BANDS = 4  # band_values' default: the 4 x 16-bit layout bench_duplicates.py compares against
 Box = tuple[float, float, float, float]
 
 # Crop windows stored besides the whole image: (width share, height share, x anchor, y anchor)
@@ -69,8 +58,8 @@ WINDOWS: tuple[tuple[float, float, float, float], ...] = (
 # The 8 dihedral transforms, identity first. A query photo is hashed under each of them.
 # The bits are computed exactly as imagehash.phash / imagehash.dhash compute them from their
 # 32×32 / 9×8 inputs (tests/test_hashing.py checks bit equality); the inputs are resampled
-# with the same Lanczos-3 kernel as PIL's resize but as numpy matrix products, so all 23
-# windows plus the 8 query transforms cost about a millisecond.
+# with the same Lanczos-3 kernel as PIL's resize but as numpy matrix products, which keeps
+# hashing all 23 windows plus the 8 query transforms a small part of an upload's work.
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
     None,
     Image.Transpose.ROTATE_90,
@@ -114,9 +103,6 @@ class HashPair:
     @property
     def dhash_hex(self) -> str:
         return f"{self.dhash:016x}"
-
-    def bands(self) -> tuple[list[int], list[int]]:
-        return band_values(self.phash), band_values(self.dhash)
 
 
 @dataclass(frozen=True)
@@ -163,7 +149,7 @@ def _bits_to_int(bits: np.ndarray) -> int:
 
 
 def phash_bits(pixels32: np.ndarray) -> int:
-    """imagehash.phash of a 32×32 greyscale array, as an int (same bits, ~20× faster)."""
+    """imagehash.phash of a 32×32 greyscale array, as an int (same bits, much faster)."""
     coefficients = _DCT @ pixels32 @ _DCT.T
     low = coefficients[:8, :8]
     return _bits_to_int(low > np.median(low))
@@ -176,8 +162,8 @@ def dhash_bits(pixels8x9: np.ndarray) -> int:
 
 # Hash inputs are at most 32 px, so a 64-px source loses nothing they use. It also keeps every
 # resampling matrix product at most 32 x 64 x 64 multiply-adds, below OpenBLAS's threshold for
-# multi-threaded GEMM (65536 x 4): its spinning threads made one upload 40x slower on a busy
-# 2-core machine when the source was 128 px.
+# multi-threaded GEMM (65536 x 4): on a busy machine its spinning threads slow an upload
+# down many times over.
 _SOURCE_MAX_SIDE = 64
 
 
@@ -347,31 +333,18 @@ def query_hashes(image: Image.Image) -> list[HashPair]:
 
 
 def band_values(value: int, bands: int = BANDS) -> list[int]:
-    """Split a 64-bit hash into ``bands`` integers, most significant first (16 bits each for
-    4 bands: values 0..65535 fit an INTEGER column)."""
+    """Split a 64-bit hash into ``bands`` integers of ``64 // bands`` bits, most significant
+    first; top bits left over are dropped (3 bands: 21 bits each, bit 63 unused). Every value
+    fits an INTEGER column."""
     width = HASH_BITS // bands
     mask = (1 << width) - 1
     return [(value >> (width * (bands - 1 - i))) & mask for i in range(bands)]
 
 
-def query_band_values(queries: Iterable[HashPair]) -> tuple[list[set[int]], list[set[int]]]:
-    """Per band position, the set of values to look up for pHash and for dHash columns."""
-    p_sets: list[set[int]] = [set() for _ in range(BANDS)]
-    d_sets: list[set[int]] = [set() for _ in range(BANDS)]
-    for query in queries:
-        for i, value in enumerate(band_values(query.phash)):
-            p_sets[i].add(value)
-        for i, value in enumerate(band_values(query.dhash)):
-            d_sets[i].add(value)
-    return p_sets, d_sets
-
-
-# Recommended index layout for large tables: 3 pHash bands + 3 dHash bands of 21 bits (six
-# INTEGER columns; the top bit of each hash is left out). Measured (bench_duplicates.py) at
-# 1,000,000 photos = 23,000,000 window rows, random hashes: ~540 candidate rows per lookup
-# instead of ~11,200 with 4 × 16-bit pHash bands, lookups p50 3.5 ms / p99 8 ms on SQLite
-# and p50 5-6 ms on PostgreSQL (4 × 16: p50 76-97 ms); and it finds more true matches
-# (97.5 % of the copies is_match accepts, against 96.4 %).
+# The stored layout (PhotoHash.band0-band5): 3 pHash bands + 3 dHash bands of 21 bits. Bands
+# of 21 bits collide by chance far less often than bands of 16, so a lookup in a large table
+# fetches far fewer candidate rows; and the dHash bands still find a copy whose pHash changed
+# in every band, so more true matches become candidates (bench_duplicates.py compares them).
 INDEX_BANDS = 3
 
 

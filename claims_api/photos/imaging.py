@@ -53,8 +53,6 @@ from claims_api.photos.quality import (
 
 pillow_heif.register_heif_opener()
 
-STORED_CONTENT_TYPE = "image/jpeg"
-
 # EXIF tags (IFD0 / Exif IFD / pointers)
 _TAG_MAKE = 0x010F
 _TAG_MODEL = 0x0110
@@ -157,12 +155,7 @@ class ProcessedPhoto:
     query_hashes: tuple[HashPair, ...] = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)  # wall time per stage
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU time per stage
-    stored_content_type: str = STORED_CONTENT_TYPE
     alongside_result: Any = field(default=None, repr=False)  # what ``alongside`` returned
-
-    @property
-    def storage_key(self) -> str:
-        return self.stored_sha256
 
 
 class _Stopwatch:
@@ -387,8 +380,8 @@ def _decode_in_one_call(image: Image.Image, size: int) -> None:
     """Hand a JPEG's decoder the whole file at once. Pillow feeds it 64 KB per call by default
     (~50 calls for a 12-MP photo), releasing the GIL for each and taking it back after: with
     other request threads running Python, every take-back can wait up to the 5 ms switch
-    interval (a decode measured 210-234 ms instead of 130-180 ms next to one busy Python
-    thread). Same pixels; one extra copy of the file's bytes while it decodes."""
+    interval, so a decode next to a busy Python thread took markedly longer. Same pixels; one
+    extra copy of the file's bytes while it decodes."""
     if image.format == "JPEG":
         image.decodermaxblock = max(size, ImageFile.MAXBLOCK)
 
@@ -480,20 +473,6 @@ _ORIENTATION_TRANSPOSE = {
 }
 
 
-def to_upright_rgb(image: Image.Image, orientation: int | None = None) -> Image.Image:
-    """Apply the EXIF orientation and convert to 8-bit RGB; alpha is composited on white.
-
-    Same transforms as ``ImageOps.exif_transpose`` without its metadata rewriting (which
-    costs several times the transpose itself on a 3-MP image); the metadata is dropped anyway.
-    HEIF images arrive upright already (pillow-heif applies the rotation and resets the tag).
-    """
-    if orientation is None:
-        orientation = read_exif_facts(image).orientation
-    method = _ORIENTATION_TRANSPOSE.get(orientation)
-    rgb = to_rgb(image)
-    return rgb.transpose(method) if method is not None else rgb
-
-
 def to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
@@ -541,9 +520,9 @@ def shrink(image: Image.Image, max_side: int) -> Image.Image:
 def shrink_fast(
     image: Image.Image, max_side: int, turn: Image.Transpose | None = None
 ) -> Image.Image:
-    """Longer side at most ``max_side`` by one integer box reduction only (~1 ms for 3 MP; the
-    result is between max_side/2 and max_side): the model, the quality gate and the hashes
-    all resize again to their own, smaller input sizes.
+    """Longer side at most ``max_side`` by one integer box reduction only (cheap: the result is
+    between max_side/2 and max_side): the model, the quality gate and the hashes all resize
+    again to their own, smaller input sizes.
 
     With ``turn``, the result is ``shrink_fast(image.transpose(turn), max_side)`` — the same
     pixels — made without turning the large image: the boxes are laid out from the corner
@@ -614,7 +593,7 @@ def encode_jpeg(image: Image.Image, quality: int, icc_profile: bytes | None = No
         image.save(buffer, "JPEG", **options)
         return buffer.getvalue()
     # Pillow encodes into a file descriptor with the GIL released, but into a BytesIO holding
-    # it: the 8-20 ms of a reviewer-copy encode would stop every other request's Python code.
+    # it: a reviewer-copy encode would stop every other request's Python code while it runs.
     # So encode into an anonymous in-memory file (never on disk) and read the bytes back.
     with open(os.memfd_create("freshclaim-jpeg", os.MFD_CLOEXEC), "w+b", buffering=0) as file:
         image.save(file, "JPEG", **options)

@@ -1,4 +1,4 @@
-"""The manual-review queue. Invariant 3: a lease has one holder: leasing takes the most
+"""The manual-review queue. A lease has one holder: leasing takes the most
 urgent free claim under ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers),
 and a decision re-checks holder and expiry in its own transaction."""
 
@@ -334,8 +334,3 @@ def expire_leases(session: Session) -> int:
         claim.lease_holder = None
         claim.lease_expires_at = None
     return len(expired)
-
-
-def queue_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Claim.status, func.count()).group_by(Claim.status)).all()
-    return {status: count for status, count in rows}

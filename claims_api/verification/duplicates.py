@@ -1,4 +1,4 @@
-"""Reused and near-duplicate photos (issue 4, signal 1).
+"""Reused and near-duplicate photos: the facts behind the duplicate-photo signals.
 
 For every photo of a claim: one indexed query over ``photo_hashes`` finds the stored windows
 that share a pHash or dHash band with any of the photo's 8 rotation/flip query hashes
@@ -113,7 +113,7 @@ def candidate_rows(
 
 
 # Built once: the up to 48 band values go in as expanding parameters, so they are not
-# coerced into a new expression tree on every lookup (that was half the lookup's CPU). The
+# coerced into a new expression tree on every lookup (a large share of the lookup's CPU). The
 # lookups here run on the session's connection: plain rows, no ORM loading machinery.
 _CANDIDATES = select(PhotoHash.photo_id, PhotoHash.phash, PhotoHash.dhash).where(
     or_(*(column.in_(bindparam(column.key, expanding=True)) for column in _BAND_COLUMNS)),
