@@ -6,6 +6,22 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
 from claims_api.claims import service
+from claims_api.claims.errors import (
+    AlreadyAppealed,
+    ClaimAlreadyOpen,
+    ClaimNotFound,
+    ConcurrentUpdate,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    InvalidIdempotencyKey,
+    InvalidTransition,
+    LineFullyCompensated,
+    NotRejected,
+    PhotosNotRequested,
+    QuantityExceedsLine,
+    TooManyPhotos,
+)
 from claims_api.claims.schemas import (
     AddPhotosIn,
     AppealIn,
@@ -14,22 +30,52 @@ from claims_api.claims.schemas import (
     ClaimPage,
     VerificationOut,
 )
+from claims_api.compensation.errors import PAYOUT
 from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession, ReadSession
-from claims_api.errors import ERROR_RESPONSES, ApiError
+from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, Forbidden, document
+from claims_api.orders.errors import OrderNotFound, UnknownLine
+from claims_api.photos.errors import PhotoNotFound
 from claims_api.photos.models import Photo
 
-router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key", description="A unique key per claim attempt; retries reuse it."
-    ),
-]
+IDEMPOTENCY_KEY_MAX = 200
+# Read as an optional header so that a missing one is answered 400 idempotency_key_required
+# (not FastAPI's 422); the schema declares it required (IDEMPOTENCY_KEY_PARAMETER).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)]
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "A unique key per claim attempt; retries reuse it.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+# a claim is decided, and an auto-approved one paid, while it is submitted
+SUBMIT_ERRORS = (
+    IdempotencyKeyRequired,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    ConcurrentUpdate,
+    OrderNotFound,
+    PhotoNotFound,
+    UnknownLine,
+    QuantityExceedsLine,
+    TooManyPhotos,
+    ClaimAlreadyOpen,
+    LineFullyCompensated,
+    InvalidTransition,
+    PAYOUT,
+)
+CLAIM_WRITE = (AUTHENTICATED, JSON_BODY, WRITES, ClaimNotFound, InvalidTransition)
 
 
 @router.post(
-    "", status_code=201, response_model=ClaimOut, summary="Submit a claim; it is decided at once"
+    "",
+    status_code=201,
+    response_model=ClaimOut,
+    summary="Submit a claim; it is decided at once",
+    responses=document(AUTHENTICATED, JSON_BODY, WRITES, SUBMIT_ERRORS),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 def create_claim(
     body: ClaimCreate,
@@ -42,13 +88,9 @@ def create_claim(
     Retrying with the same ``Idempotency-Key`` and body returns the same claim; the same
     key with a different body is a 409."""
     if not idempotency_key:
-        raise ApiError(
-            400, "idempotency_key_required", "Send an Idempotency-Key header (1-200 characters)."
-        )
-    if len(idempotency_key) > 200:
-        raise ApiError(
-            400, "invalid_idempotency_key", "The Idempotency-Key header is over 200 characters."
-        )
+        raise IdempotencyKeyRequired()
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidIdempotencyKey()
     status, body_out = service.submit_claim(
         session,
         customer,
@@ -60,7 +102,12 @@ def create_claim(
     return JSONResponse(body_out, status_code=status)
 
 
-@router.get("", response_model=ClaimPage, summary="The caller's own claims, newest first")
+@router.get(
+    "",
+    response_model=ClaimPage,
+    summary="The caller's own claims, newest first",
+    responses=document(AUTHENTICATED, INPUT, InvalidCursor),
+)
 def list_claims(
     session: ReadSession,
     customer: CustomerPrincipal,
@@ -70,7 +117,9 @@ def list_claims(
     return service.list_claims(session, customer.id, limit, cursor)
 
 
-@router.get("/{claim_id}", response_model=ClaimOut)
+@router.get(
+    "/{claim_id}", response_model=ClaimOut, responses=document(AUTHENTICATED, INPUT, ClaimNotFound)
+)
 def get_claim(claim_id: str, session: ReadSession, viewer: CustomerOrStaff) -> ClaimOut:
     return service.claim_out(session, service.get_visible_claim(session, viewer, claim_id))
 
@@ -79,12 +128,13 @@ def get_claim(claim_id: str, session: ReadSession, viewer: CustomerOrStaff) -> C
     "/{claim_id}/verification",
     response_model=VerificationOut,
     summary="The verification report: every signal with value, threshold and whether it fired",
+    responses=document(AUTHENTICATED, INPUT, ClaimNotFound),
 )
 def get_verification(
     claim_id: str, session: ReadSession, viewer: CustomerOrStaff
 ) -> VerificationOut:
     if viewer.kind == "customer":
-        raise ApiError(403, "forbidden", "The verification report is for reviewers.")
+        raise Forbidden("The verification report is for reviewers.")
     claim = service.get_visible_claim(session, viewer, claim_id)
     photos = [session.get(Photo, pid) for pid in claim.photo_ids]
     return VerificationOut(
@@ -103,7 +153,12 @@ def get_verification(
     )
 
 
-@router.post("/{claim_id}/appeal", response_model=ClaimOut, summary="Appeal a rejection (once)")
+@router.post(
+    "/{claim_id}/appeal",
+    response_model=ClaimOut,
+    summary="Appeal a rejection (once)",
+    responses=document(CLAIM_WRITE, NotRejected, AlreadyAppealed),
+)
 def appeal_claim(
     claim_id: str,
     body: AppealIn,
@@ -116,7 +171,10 @@ def appeal_claim(
 
 
 @router.post(
-    "/{claim_id}/photos", response_model=ClaimOut, summary="Add the photos a reviewer asked for"
+    "/{claim_id}/photos",
+    response_model=ClaimOut,
+    summary="Add the photos a reviewer asked for",
+    responses=document(CLAIM_WRITE, PhotosNotRequested, PhotoNotFound, TooManyPhotos),
 )
 def add_photos(
     claim_id: str,

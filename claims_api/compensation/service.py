@@ -12,9 +12,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
+from claims_api.compensation.errors import (
+    AlreadyPaid,
+    AlreadyReversed,
+    ExceedsRemaining,
+    NothingToPay,
+    NotPaid,
+)
 from claims_api.compensation.models import LedgerEntry, LedgerPosting
 from claims_api.db import new_id, utcnow
-from claims_api.errors import conflict
 from claims_api.orders.models import OrderLine
 
 EXPENSE_ACCOUNT = "expense:compensation"
@@ -102,10 +108,9 @@ def pay_claim(
         line = lock_line(session, claim.order_id, claim.line_id)
         remaining = remaining_cents(session, line)
     if amount_cents <= 0:
-        raise conflict("nothing_to_pay", "The amount to pay must be positive.")
+        raise NothingToPay()
     if amount_cents > remaining:
-        raise conflict(
-            "exceeds_remaining",
+        raise ExceedsRemaining(
             f"Only {remaining} cents of this order line remain uncompensated.",
             remaining_cents=remaining,
         )
@@ -129,7 +134,7 @@ def pay_claim(
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise conflict("already_paid", "This claim has already been paid.") from exc
+        raise AlreadyPaid() from exc
     adapter.send(posting)
     return posting
 
@@ -141,7 +146,7 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
         )
     )
     if payout is None:
-        raise conflict("not_paid", "This claim has no payout to reverse.")
+        raise NotPaid()
     posting = LedgerPosting(
         id=new_id("pst"),
         claim_id=claim.id,
@@ -163,7 +168,7 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise conflict("already_reversed", "This payout has already been reversed.") from exc
+        raise AlreadyReversed() from exc
     return posting
 
 

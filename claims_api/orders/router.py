@@ -3,12 +3,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Response
 
 from claims_api.deps import DbSession, ReadSession, ShopPrincipal
-from claims_api.errors import ERROR_RESPONSES, not_found
+from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, document
 from claims_api.orders import service
+from claims_api.orders.errors import LineHasClaims, OrderCustomerMismatch, OrderNotFound
 from claims_api.orders.models import Order
 from claims_api.orders.schemas import OrderIn, OrderOut
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
 OrderId = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
@@ -17,7 +18,10 @@ def _out(order: Order) -> OrderOut:
 
 
 @router.put(
-    "/{order_id}", response_model=OrderOut, summary="Create or replace an order (idempotent)"
+    "/{order_id}",
+    response_model=OrderOut,
+    summary="Create or replace an order (idempotent)",
+    responses=document(AUTHENTICATED, JSON_BODY, WRITES, OrderCustomerMismatch, LineHasClaims),
 )
 def put_order(
     body: OrderIn,
@@ -31,9 +35,11 @@ def put_order(
     return _out(order)
 
 
-@router.get("/{order_id}", response_model=OrderOut)
+@router.get(
+    "/{order_id}", response_model=OrderOut, responses=document(AUTHENTICATED, INPUT, OrderNotFound)
+)
 def get_order(session: ReadSession, shop: ShopPrincipal, order_id: str = OrderId) -> OrderOut:
     order = session.get(Order, order_id)
     if order is None:
-        raise not_found("order")
+        raise OrderNotFound()
     return _out(order)
