@@ -64,9 +64,7 @@ class NamedError(ApiError):
         self, message: str | None = None, *, headers: dict[str, str] | None = None, **details: Any
     ) -> None:
         cls = type(self)
-        super().__init__(
-            cls.status, cls.code, message or cls.message, headers=headers, **details
-        )
+        super().__init__(cls.status, cls.code, message or cls.message, headers=headers, **details)
 
 
 ErrorClasses = type[NamedError] | Iterable["ErrorClasses"]
@@ -153,9 +151,7 @@ class ValidationFailed(NamedError):
     status, code = 422, "validation_error"
     message = "affected_quantity: Input should be greater than or equal to 1"
     example_details: ClassVar[dict[str, Any]] = {
-        "problems": [
-            {"loc": ["body", "affected_quantity"], "message": "Input should be >= 1"}
-        ]
+        "problems": [{"loc": ["body", "affected_quantity"], "message": "Input should be >= 1"}]
     }
 
 
@@ -203,21 +199,6 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
         body["details"] = details
     return {"error": body}
 
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": text,
-        "content": {"application/json": {"example": error_body(code, text)}},
-    }
-    for status, code, text in [
-        (400, "bad_request", "The request is malformed."),
-        (401, "unauthorized", "Missing or invalid credentials."),
-        (403, "forbidden", "Not allowed for this role."),
-        (404, "not_found", "No such resource."),
-        (409, "conflict", "The resource is not in a state that allows this."),
-        (422, "validation_error", "The request body is invalid."),
-    ]
-}
 
 _STATUS_CODES = {
     400: "bad_request",

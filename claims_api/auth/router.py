@@ -76,4 +76,3 @@ def _login(body: LoginIn, request: Request, container: Container) -> ReviewerTok
     return ReviewerTokenOut(
         token=token, expires_at=expires, reviewer_id=reviewer.id, role=reviewer.role
     )
-
