@@ -7,13 +7,14 @@ from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from claims_api.auth import service as auth
 from claims_api.auth.principal import Principal
 from claims_api.container import Container
-from claims_api.errors import ApiError
+from claims_api.errors import Forbidden, InvalidToken, Unauthorized
 from claims_api.i18n import SUPPORTED
 
 T = TypeVar("T")
@@ -74,25 +75,41 @@ def _principal_for_api_key(container: Container, key: str) -> Principal | None:
         return auth.principal_for_api_key(session, key)
 
 
+class BearerHeader(HTTPBearer):
+    """Declares the HTTP bearer scheme in the OpenAPI document (so each route shows that it
+    needs a token) and hands over the raw Authorization header: the checks below answer with
+    this API's own error codes, which HTTPBearer's would not."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.headers.get("authorization")
+
+
+bearer_scheme = BearerHeader(
+    scheme_name="bearerAuth",
+    description="A shop or admin API key (`fck_...`), or a customer or reviewer token.",
+    auto_error=False,
+)
+
+
 async def current_principal(
-    container: ContainerDep, authorization: Annotated[str | None, Header()] = None
+    container: ContainerDep, authorization: Annotated[str | None, Depends(bearer_scheme)]
 ) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
-        raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
+        raise Unauthorized()
     token = authorization[7:].strip()
     if token.startswith("fck_"):  # a database lookup: off the event loop
         principal = await run_in_threadpool(_principal_for_api_key, container, token)
     else:  # a signed token: checking its signature takes microseconds
         principal = auth.principal_for_token(container.secret, token)
     if principal is None:
-        raise ApiError(401, "invalid_token", "The token is invalid, revoked or expired.")
+        raise InvalidToken()
     return principal
 
 
 def _require(*kinds: str):
     async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.kind not in kinds:
-            raise ApiError(403, "forbidden", f"This needs a {' or '.join(kinds)} credential.")
+            raise Forbidden(f"This needs a {' or '.join(kinds)} credential.")
         return principal
 
     return dependency

@@ -1,9 +1,15 @@
-"""One error shape for every 4xx: ``{"error": {"code": ..., "message": ...}}``."""
+"""One error shape for every 4xx: ``{"error": {"code": ..., "message": ...}}``.
+
+Each error a route can answer with is a :class:`NamedError` subclass (status, code and a
+default message), declared once in its domain's ``errors.py``; the routes list the ones they
+can raise with :func:`document`, so ``/openapi.json`` names every code a client may see."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
+    """An error answered as ``{"error": {...}}``; raise a :class:`NamedError` where one fits."""
+
     def __init__(
         self,
         status: int,
@@ -32,6 +40,145 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.details = details
+
+
+class NamedError(ApiError):
+    """One documented error: subclasses set ``status``, ``code`` and a default ``message``
+    (the example in the API schema); a raise site may pass a more precise message and
+    details. Every code belongs to one class, so a code always comes with the same status."""
+
+    registry: ClassVar[dict[str, type[NamedError]]] = {}
+    # the answer carries Retry-After (documented as a response header)
+    retry_after: ClassVar[bool] = False
+    # details shown in the schema's example, where the error carries some
+    example_details: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        taken = NamedError.registry.get(cls.code)
+        if taken is not None and taken.__qualname__ != cls.__qualname__:
+            raise TypeError(f"error code {cls.code!r} is already {taken.__qualname__}'s")
+        NamedError.registry[cls.code] = cls
+
+    def __init__(
+        self, message: str | None = None, *, headers: dict[str, str] | None = None, **details: Any
+    ) -> None:
+        cls = type(self)
+        super().__init__(cls.status, cls.code, message or cls.message, headers=headers, **details)
+
+
+ErrorClasses = type[NamedError] | Iterable["ErrorClasses"]
+
+
+def _flatten(groups: Iterable[ErrorClasses]) -> list[type[NamedError]]:
+    found: list[type[NamedError]] = []
+    for group in groups:
+        members = [group] if isinstance(group, type) else _flatten(group)
+        found += [error for error in members if error not in found]
+    return found
+
+
+def document(*errors: ErrorClasses) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that can answer with ``errors`` (classes or groups of
+    them): one entry per status, whose description lists its codes, each with an example."""
+    by_status: dict[int, list[type[NamedError]]] = {}
+    for error in _flatten(errors):
+        by_status.setdefault(error.status, []).append(error)
+    return {status: _response(status, by_status[status]) for status in sorted(by_status)}
+
+
+def _response(status: int, errors: list[type[NamedError]]) -> dict[str, Any]:
+    codes = "\n".join(f"- `{e.code}`: {e.message}" for e in errors)
+    response: dict[str, Any] = {
+        "description": f"{HTTPStatus(status).phrase}. The error codes:\n\n{codes}",
+        "content": {
+            "application/json": {
+                "schema": _error_schema([e.code for e in errors]),
+                "examples": {
+                    e.code: {
+                        "summary": e.message,
+                        "value": error_body(e.code, e.message, e.example_details),
+                    }
+                    for e in errors
+                },
+            }
+        },
+    }
+    if any(e.retry_after for e in errors):
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        }
+    return response
+
+
+def _error_schema(codes: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": codes},
+                    "message": {"type": "string"},
+                    "details": {"type": "object"},
+                },
+            }
+        },
+    }
+
+
+# ---------------------------------------------------------------- errors every domain shares
+
+
+class Unauthorized(NamedError):
+    status, code, message = 401, "unauthorized", "Send 'Authorization: Bearer <token>'."
+
+
+class InvalidToken(NamedError):
+    status, code, message = 401, "invalid_token", "The token is invalid, revoked or expired."
+
+
+class Forbidden(NamedError):
+    status, code, message = 403, "forbidden", "This needs a different credential."
+
+
+class ValidationFailed(NamedError):
+    status, code = 422, "validation_error"
+    message = "affected_quantity: Input should be greater than or equal to 1"
+    example_details: ClassVar[dict[str, Any]] = {
+        "problems": [{"loc": ["body", "affected_quantity"], "message": "Input should be >= 1"}]
+    }
+
+
+class InvalidJson(NamedError):
+    status, code = 422, "invalid_json"
+    message = "The request body is not valid JSON (EOF while parsing a value at character 12)."
+
+
+class UnstorableValue(NamedError):
+    status, code = 422, "invalid_value"
+    message = (
+        "A value in the request cannot be stored (a NUL character in a text, or a number out "
+        "of range)."
+    )
+
+
+class DatabaseBusyError(NamedError):
+    status, code = 503, "database_busy"
+    message = "The service is busy; please retry in a few seconds."
+    retry_after = True
+
+
+# Groups for routes' ``responses=``: who may call, and what any input or write can meet.
+AUTHENTICATED = (Unauthorized, InvalidToken, Forbidden)
+INPUT = (ValidationFailed, UnstorableValue)
+JSON_BODY = (*INPUT, InvalidJson)
+WRITES = (DatabaseBusyError, UnstorableValue)
 
 
 def not_found(what: str, code: str | None = None) -> ApiError:
@@ -52,21 +199,6 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
         body["details"] = details
     return {"error": body}
 
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": text,
-        "content": {"application/json": {"example": error_body(code, text)}},
-    }
-    for status, code, text in [
-        (400, "bad_request", "The request is malformed."),
-        (401, "unauthorized", "Missing or invalid credentials."),
-        (403, "forbidden", "Not allowed for this role."),
-        (404, "not_found", "No such resource."),
-        (409, "conflict", "The resource is not in a state that allows this."),
-        (422, "validation_error", "The request body is invalid."),
-    ]
-}
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -103,7 +235,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         broken = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
         if broken is not None:
-            return JSONResponse(error_body("invalid_json", _json_problem(broken)), status_code=422)
+            return JSONResponse(
+                error_body(InvalidJson.code, _json_problem(broken)), status_code=InvalidJson.status
+            )
         problems = [
             {"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
             for e in exc.errors()
@@ -111,14 +245,15 @@ def install_error_handlers(app: FastAPI) -> None:
         first = problems[0] if problems else {"loc": [], "message": "invalid request"}
         message = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['message']}"
         return JSONResponse(
-            error_body("validation_error", message, {"problems": problems}), status_code=422
+            error_body(ValidationFailed.code, message, {"problems": problems}),
+            status_code=ValidationFailed.status,
         )
 
     @app.exception_handler(DatabaseBusy)
     async def _busy(_: Request, exc: DatabaseBusy) -> JSONResponse:
         return JSONResponse(
-            error_body("database_busy", "The service is busy; please retry in a few seconds."),
-            status_code=503,
+            error_body(DatabaseBusyError.code, DatabaseBusyError.message),
+            status_code=DatabaseBusyError.status,
             headers={"Retry-After": "5"},
         )
 
@@ -131,12 +266,8 @@ def install_error_handlers(app: FastAPI) -> None:
             "%s %s: value refused by the database: %s", request.method, request.url.path, exc.orig
         )
         return JSONResponse(
-            error_body(
-                "invalid_value",
-                "A value in the request cannot be stored (a NUL character in a text, or a "
-                "number out of range).",
-            ),
-            status_code=422,
+            error_body(UnstorableValue.code, UnstorableValue.message),
+            status_code=UnstorableValue.status,
         )
 
     @app.exception_handler(StarletteHTTPException)

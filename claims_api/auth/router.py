@@ -5,6 +5,7 @@ from functools import partial
 from fastapi import APIRouter, Path, Request
 
 from claims_api.auth import service
+from claims_api.auth.errors import InvalidCredentials, TooManyLoginAttempts
 from claims_api.auth.principal import Principal
 from claims_api.auth.schemas import LoginIn, ReviewerTokenOut, TokenOut
 from claims_api.auth.throttle import LoginLimits
@@ -16,10 +17,10 @@ from claims_api.deps import (
     client_address,
     in_login_thread,
 )
-from claims_api.errors import ERROR_RESPONSES, ApiError, error_body
+from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, document
 from claims_api.orders.service import ensure_customer
 
-router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["auth"])
 
 
 @router.post(
@@ -27,6 +28,7 @@ router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
     response_model=TokenOut,
     status_code=201,
     summary="Mint a short-lived customer token (shop backend)",
+    responses=document(AUTHENTICATED, INPUT, WRITES),
 )
 def mint_customer_token(
     session: DbSession,
@@ -47,19 +49,7 @@ def mint_customer_token(
     "/v1/auth/login",
     response_model=ReviewerTokenOut,
     summary="Reviewer login",
-    responses={
-        429: {
-            "description": "Too many failed logins for this username or client address; "
-            "the Retry-After header says when to try again.",
-            "content": {
-                "application/json": {
-                    "example": error_body(
-                        "too_many_login_attempts", "Too many failed logins; try again in 840 s."
-                    )
-                }
-            },
-        }
-    },
+    responses=document(JSON_BODY, WRITES, InvalidCredentials, TooManyLoginAttempts),
 )
 async def login(body: LoginIn, request: Request, container: ContainerDep) -> ReviewerTokenOut:
     return await in_login_thread(request, partial(_login, body, request, container))
@@ -75,9 +65,9 @@ def _login(body: LoginIn, request: Request, container: Container) -> ReviewerTok
             limits=LoginLimits.from_settings(container.settings),
         )
     except service.LoginRefused as exc:
-        raise too_many_attempts(exc.retry_after) from exc
+        raise TooManyLoginAttempts.retry_in(exc.retry_after) from exc
     if reviewer is None:
-        raise ApiError(401, "invalid_credentials", "Wrong username or password.")
+        raise InvalidCredentials()
     token, expires = service.issue_token(
         container.secret,
         service.reviewer_principal(reviewer),
@@ -85,13 +75,4 @@ def _login(body: LoginIn, request: Request, container: Container) -> ReviewerTok
     )
     return ReviewerTokenOut(
         token=token, expires_at=expires, reviewer_id=reviewer.id, role=reviewer.role
-    )
-
-
-def too_many_attempts(retry_after: int) -> ApiError:
-    return ApiError(
-        429,
-        "too_many_login_attempts",
-        f"Too many failed logins; try again in {retry_after} s.",
-        headers={"Retry-After": str(retry_after)},
     )

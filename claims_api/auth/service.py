@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from claims_api.auth import throttle
+from claims_api.auth.errors import InvalidRole, UsernameTaken, WeakPassword
 from claims_api.auth.models import ApiKey, Reviewer
 from claims_api.auth.principal import Principal
 from claims_api.auth.throttle import LoginLimits
 from claims_api.db import Database, new_id, utcnow
-from claims_api.errors import ApiError, conflict
 
 KEY_ROLES = ("shop", "admin")
 REVIEWER_ROLES = ("reviewer", "admin")
@@ -107,9 +107,9 @@ def create_reviewer(
     session: Session, username: str, password: str, role: str = "reviewer"
 ) -> Reviewer:
     if role not in REVIEWER_ROLES:
-        raise ApiError(422, "invalid_role", f"role must be one of {REVIEWER_ROLES}")
+        raise InvalidRole(f"role must be one of {REVIEWER_ROLES}")
     if len(password) < 8:
-        raise ApiError(422, "weak_password", "A password needs at least 8 characters.")
+        raise WeakPassword()
     reviewer = Reviewer(
         id=new_id("rev"),
         username=username,
@@ -121,7 +121,7 @@ def create_reviewer(
     try:
         session.flush()
     except IntegrityError as exc:
-        raise conflict("username_taken", f"The username {username!r} is taken.") from exc
+        raise UsernameTaken(f"The username {username!r} is taken.") from exc
     return reviewer
 
 

@@ -6,6 +6,24 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
 from claims_api.claims import service
+from claims_api.claims.errors import (
+    AlreadyAppealed,
+    AppealWindowClosed,
+    ClaimAlreadyOpen,
+    ClaimNotFound,
+    ClaimRejectedAppealInstead,
+    ConcurrentUpdate,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    InvalidIdempotencyKey,
+    InvalidTransition,
+    LineFullyCompensated,
+    NotRejected,
+    PhotosNotRequested,
+    QuantityExceedsLine,
+    TooManyPhotos,
+)
 from claims_api.claims.schemas import (
     AddPhotosIn,
     AppealIn,
@@ -16,6 +34,7 @@ from claims_api.claims.schemas import (
     VerificationOut,
 )
 from claims_api.claims.states import Status
+from claims_api.compensation.errors import PAYOUT
 from claims_api.deps import (
     AnyPrincipal,
     ContainerDep,
@@ -24,23 +43,48 @@ from claims_api.deps import (
     ReadSession,
     RequestLocale,
 )
-from claims_api.errors import ERROR_RESPONSES, ApiError
+from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, Forbidden, document
+from claims_api.orders.errors import OrderNotFound, UnknownLine
+from claims_api.photos.errors import PhotoNotFound
 from claims_api.photos.models import Photo
 
-router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key", description="A unique key per claim attempt; retries reuse it."
-    ),
-]
+IDEMPOTENCY_KEY_MAX = 200
+# Read as an optional header so that a missing one is answered 400 idempotency_key_required
+# (not FastAPI's 422); the schema declares it required (IDEMPOTENCY_KEY_PARAMETER).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)]
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "A unique key per claim attempt; retries reuse it.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+# a claim is decided, and an auto-approved one paid, while it is submitted
+SUBMIT_ERRORS = (
+    IdempotencyKeyRequired,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    ConcurrentUpdate,
+    OrderNotFound,
+    PhotoNotFound,
+    UnknownLine,
+    QuantityExceedsLine,
+    TooManyPhotos,
+    ClaimAlreadyOpen,
+    ClaimRejectedAppealInstead,
+    LineFullyCompensated,
+    InvalidTransition,
+    PAYOUT,
+)
+CLAIM_WRITE = (AUTHENTICATED, JSON_BODY, WRITES, ClaimNotFound, InvalidTransition)
 
 
 def _readers(principal: AnyPrincipal) -> AnyPrincipal:
     """Claims are read by their customer, the shop backend (its customer service) and staff."""
     if principal.kind not in ("customer", "shop", "admin", "reviewer"):
-        raise ApiError(403, "forbidden", "This credential cannot read claims.")
+        raise Forbidden("This credential cannot read claims.")
     return principal
 
 
@@ -52,6 +96,8 @@ Reader = Annotated[AnyPrincipal, Depends(_readers)]
     status_code=201,
     response_model=CustomerClaimOut,
     summary="Submit a claim; it is decided at once",
+    responses=document(AUTHENTICATED, JSON_BODY, WRITES, SUBMIT_ERRORS),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 def create_claim(
     body: ClaimCreate,
@@ -67,13 +113,9 @@ def create_claim(
     different body is a 409. A claim on a line whose earlier claim a person rejected is
     a 409 ``claim_rejected_appeal_instead`` while that rejection can be appealed."""
     if not idempotency_key:
-        raise ApiError(
-            400, "idempotency_key_required", "Send an Idempotency-Key header (1-200 characters)."
-        )
-    if len(idempotency_key) > 200:
-        raise ApiError(
-            400, "invalid_idempotency_key", "The Idempotency-Key header is over 200 characters."
-        )
+        raise IdempotencyKeyRequired()
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidIdempotencyKey()
     status, body_out = service.submit_claim(
         session,
         customer,
@@ -90,6 +132,7 @@ def create_claim(
     "",
     response_model=ClaimPage,
     summary="Claims, newest first: a customer's own, or any for the shop and staff",
+    responses=document(AUTHENTICATED, INPUT, InvalidCursor),
 )
 def list_claims(
     session: ReadSession,
@@ -110,7 +153,11 @@ def list_claims(
     )
 
 
-@router.get("/{claim_id}", response_model=ClaimOut | CustomerClaimOut)
+@router.get(
+    "/{claim_id}",
+    response_model=ClaimOut | CustomerClaimOut,
+    responses=document(AUTHENTICATED, INPUT, ClaimNotFound),
+)
 def get_claim(
     claim_id: str,
     session: ReadSession,
@@ -128,10 +175,11 @@ def get_claim(
     "/{claim_id}/verification",
     response_model=VerificationOut,
     summary="The verification report: every signal with value, threshold and whether it fired",
+    responses=document(AUTHENTICATED, INPUT, ClaimNotFound),
 )
 def get_verification(claim_id: str, session: ReadSession, viewer: Reader) -> VerificationOut:
     if viewer.kind not in ("reviewer", "admin"):
-        raise ApiError(403, "forbidden", "The verification report is for reviewers.")
+        raise Forbidden("The verification report is for reviewers.")
     claim = service.get_visible_claim(session, viewer, claim_id)
     photos = [session.get(Photo, pid) for pid in claim.photo_ids]
     return VerificationOut(
@@ -154,6 +202,7 @@ def get_verification(claim_id: str, session: ReadSession, viewer: Reader) -> Ver
     "/{claim_id}/appeal",
     response_model=CustomerClaimOut,
     summary="Appeal a rejection (once, within the appeal window)",
+    responses=document(CLAIM_WRITE, NotRejected, AlreadyAppealed, AppealWindowClosed),
 )
 def appeal_claim(
     claim_id: str,
@@ -171,6 +220,7 @@ def appeal_claim(
     "/{claim_id}/photos",
     response_model=CustomerClaimOut,
     summary="Add the photos a reviewer asked for",
+    responses=document(CLAIM_WRITE, PhotosNotRequested, PhotoNotFound, TooManyPhotos),
 )
 def add_photos(
     claim_id: str,

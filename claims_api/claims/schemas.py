@@ -1,9 +1,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from claims_api.rules.signals import REASON_CODES
+
+# The codes a decision can give, as an enum in the API schema. Not validated on the way out:
+# a claim decided under an older policy keeps the reasons it was given, and reading it back
+# must not fail because a code has since been retired.
+ReasonCode = Annotated[
+    str,
+    Field(
+        description="Why the claim went to a person (one per fired signal).",
+        json_schema_extra={"enum": list(REASON_CODES)},
+    ),
+]
 
 
 class ClaimCreate(BaseModel):
@@ -25,7 +38,7 @@ class ClaimCreate(BaseModel):
 
 
 class Reason(BaseModel):
-    code: str
+    code: ReasonCode
     message: str
 
 

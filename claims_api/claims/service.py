@@ -14,6 +14,21 @@ from sqlalchemy.orm import Session
 
 from claims_api.audit.models import AuditEntry
 from claims_api.auth.principal import SYSTEM, Principal
+from claims_api.claims.errors import (
+    AlreadyAppealed,
+    AppealWindowClosed,
+    ClaimAlreadyOpen,
+    ClaimNotFound,
+    ClaimRejectedAppealInstead,
+    ConcurrentUpdate,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    LineFullyCompensated,
+    NotRejected,
+    PhotosNotRequested,
+    QuantityExceedsLine,
+    TooManyPhotos,
+)
 from claims_api.claims.models import Claim, ClaimPhoto, IdempotencyRecord
 from claims_api.claims.schemas import (
     ClaimCreate,
@@ -29,9 +44,10 @@ from claims_api.claims.states import Status, open_claim, transition
 from claims_api.compensation import service as ledger
 from claims_api.compensation.models import LedgerPosting
 from claims_api.db import new_id, utcnow
-from claims_api.errors import ApiError, conflict, not_found, unprocessable
 from claims_api.observability import CLAIMS_DECIDED
+from claims_api.orders.errors import OrderNotFound, UnknownLine
 from claims_api.orders.models import Order, OrderLine
+from claims_api.photos.errors import PhotoNotFound
 from claims_api.photos.models import Photo
 from claims_api.rules import ClaimContext, Policy, decide, evaluate, reviewer_text
 from claims_api.rules.outcome import appeal_until, customer_outcome
@@ -47,11 +63,7 @@ def request_hash(body: ClaimCreate) -> str:
 
 def _replay(record: IdempotencyRecord, digest: str) -> tuple[int, dict]:
     if record.request_hash != digest:
-        raise conflict(
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with a different request body.",
-            claim_id=record.claim_id,
-        )
+        raise IdempotencyKeyReused(claim_id=record.claim_id)
     return record.response_status, record.response_body
 
 
@@ -75,22 +87,21 @@ def _owned_photos(session: Session, customer_id: str, photo_ids: list[str]) -> l
     missing = [pid for pid in photo_ids if pid not in found]
     if missing:
         # Another customer's photo is reported exactly like one that does not exist.
-        raise ApiError(404, "photo_not_found", f"No such photo: {missing[0]}.", photo_ids=missing)
+        raise PhotoNotFound(f"No such photo: {missing[0]}.", photo_ids=missing)
     return [found[pid] for pid in photo_ids]
 
 
 def _order_line(session: Session, customer_id: str, body: ClaimCreate) -> tuple[Order, OrderLine]:
     order = session.get(Order, body.order_id)
     if order is None or order.customer_id != customer_id:
-        raise not_found("order")
+        raise OrderNotFound()
     # Claims on one line queue here, before anything is written: the open-claim and remaining
     # checks below are then race-free, and lock order is line before ledger (no deadlock).
     line = ledger.lock_line_if_exists(session, body.order_id, body.line_id)
     if line is None:
-        raise unprocessable("unknown_line", f"Order {body.order_id} has no line {body.line_id!r}.")
+        raise UnknownLine(f"Order {body.order_id} has no line {body.line_id!r}.")
     if body.affected_quantity > line.quantity:
-        raise unprocessable(
-            "quantity_exceeds_line",
+        raise QuantityExceedsLine(
             f"affected_quantity {body.affected_quantity} is more than the {line.quantity} ordered.",
         )
     return order, line
@@ -123,8 +134,7 @@ def _refuse_while_appealable(refused: list[Claim], policy: Policy, now: datetime
     for earlier in refused:
         until = appeal_until(earlier, policy)
         if until is not None and now <= until:
-            raise conflict(
-                "claim_rejected_appeal_instead",
+            raise ClaimRejectedAppealInstead(
                 "A person rejected the earlier claim on this order line; appeal that claim "
                 f"instead (once, until {until.isoformat()}).",
                 claim_id=earlier.id,
@@ -182,7 +192,7 @@ def submit_claim(
     if existing is not None:
         return _replay(existing, digest)
     if len(body.photo_ids) > max_photos:
-        raise unprocessable("too_many_photos", f"A claim takes at most {max_photos} photos.")
+        raise TooManyPhotos(f"A claim takes at most {max_photos} photos.")
 
     order, line = _order_line(session, customer.id, body)
     existing = _find_record(session, customer.id, key)  # a twin may have committed while we waited
@@ -197,14 +207,10 @@ def submit_claim(
         )
     )
     if open_claim:
-        raise conflict(
-            "claim_already_open", "This order line already has an open claim.", claim_id=open_claim
-        )
+        raise ClaimAlreadyOpen(claim_id=open_claim)
     remaining = ledger.remaining_cents(session, line)
     if remaining == 0:
-        raise conflict(
-            "line_fully_compensated", "This order line has already been compensated in full."
-        )
+        raise LineFullyCompensated()
     now = utcnow()
     refused = _refused_on_line(session, order.id, line.line_id, exclude="")
     _refuse_while_appealable(refused, policy, now)
@@ -237,9 +243,7 @@ def submit_claim(
     except _KeyTaken:
         winner = _find_record(session, customer.id, key)
         if winner is None:  # the unique violation came from elsewhere: surface it
-            raise conflict(
-                "concurrent_update", "The claim could not be recorded; please retry."
-            ) from None
+            raise ConcurrentUpdate() from None
         return _replay(winner, digest)
     CLAIMS_DECIDED.labels(claim.decision["route"]).inc()  # a replay is not counted again
     return 201, response
@@ -460,7 +464,7 @@ def get_visible_claim(
         query = query.with_for_update()
     claim = session.scalar(query)
     if claim is None or (viewer.kind == "customer" and claim.customer_id != viewer.id):
-        raise not_found("claim")
+        raise ClaimNotFound()
     return claim
 
 
@@ -474,7 +478,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, claim_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(at), claim_id
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_cursor", "The cursor is not one this API returned.") from exc
+        raise InvalidCursor() from exc
 
 
 @dataclass(frozen=True)
@@ -532,13 +536,12 @@ def appeal(
 ) -> Claim:
     claim = get_visible_claim(session, customer, claim_id, lock=True)
     if claim.status != Status.REJECTED:
-        raise conflict("not_rejected", "Only a rejected claim can be appealed.")
+        raise NotRejected()
     if claim.appealed:
-        raise conflict("already_appealed", "This claim has already been appealed once.")
+        raise AlreadyAppealed()
     until, now = appeal_until(claim, policy), utcnow()
     if until is not None and now > until:
-        raise conflict(
-            "appeal_window_closed",
+        raise AppealWindowClosed(
             f"The time to appeal this claim ended at {until.isoformat()}.",
             appeal_until=until.isoformat(),
         )
@@ -578,12 +581,12 @@ def add_photos(
 ) -> Claim:
     claim = get_visible_claim(session, customer, claim_id, lock=True)
     if claim.status != Status.PHOTOS_REQUESTED:
-        raise conflict("photos_not_requested", "No photos were requested for this claim.")
+        raise PhotosNotRequested()
     photos = _owned_photos(session, customer.id, photo_ids)
     known = set(claim.photo_ids)
     new = [p for p in photos if p.id not in known]
     if len(known) + len(new) > max_photos:
-        raise unprocessable("too_many_photos", f"A claim takes at most {max_photos} photos.")
+        raise TooManyPhotos(f"A claim takes at most {max_photos} photos.")
     start = len(claim.photos)
     now = utcnow()
     for offset, photo in enumerate(new):

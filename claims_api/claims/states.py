@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from claims_api.audit import service as audit
 from claims_api.audit.models import AuditEntry
 from claims_api.auth.principal import Principal
+from claims_api.claims.errors import InvalidTransition
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
-from claims_api.errors import conflict
 from claims_api.events import service as events
 from claims_api.rules.outcome import customer_outcome
 from claims_api.rules.policy import Policy
@@ -81,9 +81,7 @@ def transition(
     """Returns the audit row of the move (its ``at`` is the move's time)."""
     current = Status(claim.status)
     if to not in ALLOWED[current]:
-        raise conflict(
-            "invalid_transition", f"A claim that is {current} cannot become {to}.", status=current
-        )
+        raise InvalidTransition(f"A claim that is {current} cannot become {to}.", status=current)
     before = snapshot(claim)
     now = utcnow()
     claim.status = to

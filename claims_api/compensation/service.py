@@ -12,9 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
+from claims_api.compensation.errors import (
+    AlreadyPaid,
+    AlreadyReversed,
+    ExceedsRemaining,
+    NothingToPay,
+    NotPaid,
+)
 from claims_api.compensation.models import LedgerEntry, LedgerPosting
 from claims_api.db import new_id, utcnow
-from claims_api.errors import conflict
+from claims_api.errors import NamedError
 from claims_api.orders.models import OrderLine
 
 EXPENSE_ACCOUNT = "expense:compensation"
@@ -102,10 +109,9 @@ def pay_claim(
         line = lock_line(session, claim.order_id, claim.line_id)
         remaining = remaining_cents(session, line)
     if amount_cents <= 0:
-        raise conflict("nothing_to_pay", "The amount to pay must be positive.")
+        raise NothingToPay()
     if amount_cents > remaining:
-        raise conflict(
-            "exceeds_remaining",
+        raise ExceedsRemaining(
             f"Only {remaining} cents of this order line remain uncompensated.",
             remaining_cents=remaining,
         )
@@ -121,7 +127,7 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
         )
     )
     if payout is None:
-        raise conflict("not_paid", "This claim has no payout to reverse.")
+        raise NotPaid("This claim has no payout to reverse.")
     return _book(
         session, claim, "reversal", payout.method, payout.amount_cents, actor_id, reason=reason
     )
@@ -129,10 +135,7 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
 
 # What the unique (claim_id, kind) constraint answers when a claim already has a posting of
 # that kind.
-_ALREADY_BOOKED = {
-    "payout": ("already_paid", "This claim has already been paid."),
-    "reversal": ("already_reversed", "This payout has already been reversed."),
-}
+_ALREADY_BOOKED: dict[str, type[NamedError]] = {"payout": AlreadyPaid, "reversal": AlreadyReversed}
 
 
 def _book(
@@ -173,7 +176,7 @@ def _book(
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise conflict(*_ALREADY_BOOKED[kind]) from exc
+        raise _ALREADY_BOOKED[kind]() from exc
     return posting
 
 

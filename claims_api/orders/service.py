@@ -7,7 +7,7 @@ from claims_api.audit import service as audit
 from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
-from claims_api.errors import conflict, not_found
+from claims_api.orders.errors import LineHasClaims, OrderCustomerMismatch, OrderNotFound
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.orders.schemas import OrderIn
 
@@ -48,7 +48,7 @@ def upsert_order(
         )
         session.add(order)
     elif order.customer_id != body.customer_id:
-        raise conflict("order_customer_mismatch", "An order cannot move to another customer.")
+        raise OrderCustomerMismatch()
     before = None if created else _snapshot(order)
 
     order.delivered_at = body.delivered_at
@@ -63,7 +63,7 @@ def upsert_order(
             or (new.quantity, new.unit_price_cents, new.produce)
             != (line.quantity, line.unit_price_cents, line.produce)
         ):
-            raise conflict("line_has_claims", f"Line {line_id!r} has claims and cannot change.")
+            raise LineHasClaims(f"Line {line_id!r} has claims and cannot change.")
         if new is None:
             order.lines.remove(line)
     for line_id, new in incoming.items():
@@ -96,5 +96,5 @@ def _snapshot(order: Order) -> dict:
 def get_visible_order(session: Session, viewer: Principal, order_id: str) -> Order:
     order = session.get(Order, order_id)
     if order is None or (viewer.kind == "customer" and order.customer_id != viewer.id):
-        raise not_found("order")
+        raise OrderNotFound()
     return order

@@ -25,7 +25,13 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.requests import ClientDisconnect
 
 from claims_api.deps import ContainerDep
-from claims_api.errors import ApiError
+from claims_api.errors import ValidationFailed
+from claims_api.photos.errors import (
+    ClientDisconnected,
+    FileTooLarge,
+    InvalidMultipart,
+    UploadTimeout,
+)
 from claims_api.photos.upload_limit import too_large_message
 
 FILE_FIELD = "file"
@@ -66,23 +72,19 @@ class PhotoForm:
     line_id: str | None = None
 
 
-def _invalid(field_name: str, problem: str) -> ApiError:
-    return ApiError(
-        422,
-        "validation_error",
+def _invalid(field_name: str, problem: str) -> ValidationFailed:
+    return ValidationFailed(
         f"{field_name}: {problem}",
         problems=[{"loc": ["body", field_name], "message": problem}],
     )
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "file_too_large", too_large_message(limit))
+def _too_large(limit: int) -> FileTooLarge:
+    return FileTooLarge(too_large_message(limit))
 
 
-def _malformed(detail: str) -> ApiError:
-    return ApiError(
-        400, "invalid_multipart", f"The upload is not valid multipart/form-data: {detail}"
-    )
+def _malformed(detail: str) -> InvalidMultipart:
+    return InvalidMultipart(f"The upload is not valid multipart/form-data: {detail}")
 
 
 @dataclass
@@ -218,13 +220,13 @@ async def read_photo_form(request: Request, container: ContainerDep) -> PhotoFor
     except FormParserError as exc:  # the parser's own errors, its constructor's included
         raise _malformed(str(exc) or type(exc).__name__) from exc
     except ClientDisconnect as exc:  # the mini-program lost its connection mid-upload
-        raise ApiError(400, "client_disconnected", "The photo did not arrive in full.") from exc
+        raise ClientDisconnected() from exc
     except TimeoutError as exc:
         if loop.time() >= last_moment:
             text = f"The photo took more than {settings.upload_body_seconds:g} s to arrive"
         else:
             text = f"The photo stopped arriving for {idle:g} s"
-        raise ApiError(408, "upload_timeout", f"{text}; please try again.") from exc
+        raise UploadTimeout(f"{text}; please try again.") from exc
     if parser.state != MultipartState.END:  # e.g. a body cut short by a proxy
         raise _malformed("the body ended before the closing boundary")
     return reader.result()

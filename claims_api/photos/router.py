@@ -6,13 +6,16 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 
 from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession
-from claims_api.errors import ERROR_RESPONSES
+from claims_api.errors import AUTHENTICATED, INPUT, WRITES, document
 from claims_api.i18n import pick_locale
+from claims_api.orders.errors import OrderNotFound, UnknownLine
 from claims_api.photos import service
+from claims_api.photos.errors import PHOTO_REJECTIONS, UPLOAD_BODY, PhotoNotFound
 from claims_api.photos.form import OPENAPI_REQUEST_BODY, PhotoFormDep
 from claims_api.photos.schemas import PhotoOut
 
-router = APIRouter(prefix="/v1/photos", tags=["photos"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/photos", tags=["photos"])
+PHOTO_READ = (AUTHENTICATED, INPUT, WRITES, PhotoNotFound)  # a staff view is logged
 
 
 @router.post(
@@ -21,6 +24,15 @@ router = APIRouter(prefix="/v1/photos", tags=["photos"], responses=ERROR_RESPONS
     response_model=PhotoOut,
     summary="Upload one photo",
     openapi_extra={"requestBody": OPENAPI_REQUEST_BODY},
+    responses=document(
+        AUTHENTICATED,
+        INPUT,
+        WRITES,
+        UPLOAD_BODY,
+        PHOTO_REJECTIONS.values(),
+        OrderNotFound,
+        UnknownLine,
+    ),
 )
 def upload_photo(
     container: ContainerDep,
@@ -39,13 +51,15 @@ def upload_photo(
     return JSONResponse(photo.model_dump(mode="json"), status_code=201)
 
 
-@router.get("/{photo_id}", response_model=PhotoOut)
+@router.get("/{photo_id}", response_model=PhotoOut, responses=document(PHOTO_READ))
 def get_photo(photo_id: str, session: DbSession, viewer: CustomerOrStaff) -> PhotoOut:
     return service.photo_out(service.get_visible_photo(session, viewer, photo_id))
 
 
 @router.get(
-    "/{photo_id}/content", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
+    "/{photo_id}/content",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **document(PHOTO_READ)},
 )
 def get_photo_content(
     photo_id: str, session: DbSession, viewer: CustomerOrStaff, container: ContainerDep

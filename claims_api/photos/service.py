@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session
 from claims_api.auth.principal import Principal
 from claims_api.container import Container
 from claims_api.db import new_id, utcnow
-from claims_api.errors import ApiError, not_found
 from claims_api.inference.model import PhotoScores
 from claims_api.inference.service import ScoringUnavailable
 from claims_api.observability import observe_photo
+from claims_api.orders.errors import OrderNotFound, UnknownLine
 from claims_api.orders.models import Order, OrderLine
 from claims_api.orders.service import ensure_customer
 from claims_api.photos import hashing
+from claims_api.photos.errors import PHOTO_REJECTIONS, PhotoNotFound
 from claims_api.photos.imaging import ImageLimits, PhotoRejected, ProcessedPhoto, process_upload
 from claims_api.photos.messages import CATALOGUE, DEFAULT_LOCALE, message
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
@@ -86,10 +87,10 @@ def _ordered_produce(session: Session, customer: Principal, ctx: UploadContext) 
         return None
     order = session.get(Order, ctx.order_id)
     if order is None or order.customer_id != customer.id:
-        raise not_found("order")
+        raise OrderNotFound()
     line = session.get(OrderLine, (ctx.order_id, ctx.line_id))
     if line is None:
-        raise ApiError(422, "unknown_line", f"Order {ctx.order_id} has no line {ctx.line_id!r}.")
+        raise UnknownLine(f"Order {ctx.order_id} has no line {ctx.line_id!r}.")
     return line.produce
 
 
@@ -161,7 +162,7 @@ def upload_photo(
                 data, limits_for(container), alongside=lambda small: _score(container, small)
             )
         except PhotoRejected as exc:
-            raise ApiError(exc.status, exc.code, _text(exc.code, locale, exc.message)) from exc
+            raise PHOTO_REJECTIONS[exc.code](_text(exc.code, locale, exc.message)) from exc
         scores, scoring_error = processed.alongside_result
     storage_key = f"{processed.stored_sha256}.jpg"
     container.storage.put(storage_key, processed.stored_bytes, "image/jpeg")
@@ -245,9 +246,9 @@ def photo_out(photo: Photo) -> PhotoOut:
 def get_visible_photo(session: Session, viewer: Principal, photo_id: str) -> Photo:
     photo = session.scalar(select(Photo).where(Photo.id == photo_id, Photo.erased_at.is_(None)))
     if photo is None or (viewer.kind == "customer" and photo.customer_id != viewer.id):
-        raise not_found("photo")
+        raise PhotoNotFound()
     if viewer.kind not in ("customer", "reviewer", "admin"):
-        raise not_found("photo")
+        raise PhotoNotFound()
     return photo
 
 

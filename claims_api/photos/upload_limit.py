@@ -25,6 +25,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from claims_api.errors import error_body
+from claims_api.photos.errors import FileTooLarge, UploadsBusy
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -152,15 +153,13 @@ class UploadSizeLimit:
         await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, send: Send) -> None:
-        await _send_error(send, 413, "file_too_large", too_large_message(self.limit))
+        await _send_error(
+            send, FileTooLarge.status, FileTooLarge.code, too_large_message(self.limit)
+        )
 
     async def _busy(self, send: Send) -> None:
         await _send_error(
-            send,
-            503,
-            "server_busy",
-            "Too many photos are arriving at once; please retry in a few seconds.",
-            {"retry-after": "5"},
+            send, UploadsBusy.status, UploadsBusy.code, UploadsBusy.message, {"retry-after": "5"}
         )
 
 

@@ -13,11 +13,11 @@ from claims_api.audit import service as audit
 from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
-from claims_api.errors import not_found
 from claims_api.events import service as events
 from claims_api.orders.models import Customer
 from claims_api.photos.models import Photo, PhotoHash
 from claims_api.photos.storage import PhotoStorage
+from claims_api.profiles.errors import CustomerNotFound
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ErasureReport:
 def set_consent(session: Session, actor: Principal, customer_id: str, training: bool) -> Customer:
     customer = session.get(Customer, customer_id, with_for_update=True)
     if customer is None or customer.erased_at is not None:
-        raise not_found("customer")
+        raise CustomerNotFound()
     before = {"training_consent": customer.training_consent}
     customer.training_consent = training
     audit.record(
@@ -50,7 +50,7 @@ def erase_customer(
 ) -> ErasureReport:
     customer = session.get(Customer, customer_id, with_for_update=True)
     if customer is None:
-        raise not_found("customer")
+        raise CustomerNotFound()
     photos = session.scalars(
         select(Photo).where(Photo.customer_id == customer_id, Photo.erased_at.is_(None))
     ).all()

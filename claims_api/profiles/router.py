@@ -7,18 +7,19 @@ from sqlalchemy import select
 
 from claims_api.auth.principal import Principal
 from claims_api.deps import ContainerDep, DbSession, ReadSession, ShopPrincipal, current_principal
-from claims_api.errors import ERROR_RESPONSES, ApiError, not_found
+from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, Forbidden, document
 from claims_api.orders.models import Customer
 from claims_api.profiles import privacy
+from claims_api.profiles.errors import CustomerNotFound
 from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
 from claims_api.profiles.schemas import ConsentIn, ErasureOut, ProfileOut, QualityAlertOut
 
-router = APIRouter(tags=["customers"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["customers"])
 
 
 def _staff_or_shop(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if principal.kind == "customer":
-        raise ApiError(403, "forbidden", "Profiles are for the shop and reviewers.")
+        raise Forbidden("Profiles are for the shop and reviewers.")
     return principal
 
 
@@ -26,13 +27,14 @@ def _staff_or_shop(principal: Annotated[Principal, Depends(current_principal)]) 
     "/v1/customers/{customer_id}/profile",
     response_model=ProfileOut,
     summary="A customer's claim profile and tags (fed by claim events)",
+    responses=document(AUTHENTICATED, INPUT, CustomerNotFound),
 )
 def get_profile(
     customer_id: str, session: ReadSession, _: Annotated[Principal, Depends(_staff_or_shop)]
 ) -> ProfileOut:
     customer = session.get(Customer, customer_id)
     if customer is None or customer.erased_at is not None:
-        raise not_found("customer")
+        raise CustomerNotFound()
     profile = session.get(CustomerProfile, customer_id) or CustomerProfile(
         customer_id=customer_id,
         claims_submitted=0,
@@ -49,6 +51,7 @@ def get_profile(
     "/v1/customers/{customer_id}/consent",
     response_model=ProfileOut,
     summary="Record whether the customer's photos may be used to train models",
+    responses=document(AUTHENTICATED, JSON_BODY, WRITES, CustomerNotFound),
 )
 def put_consent(
     customer_id: str, body: ConsentIn, session: DbSession, shop: ShopPrincipal
@@ -61,6 +64,7 @@ def put_consent(
     "/v1/customers/{customer_id}/personal-data",
     response_model=ErasureOut,
     summary="Erase a customer's photos, photo metadata and free text",
+    responses=document(AUTHENTICATED, INPUT, WRITES, CustomerNotFound),
 )
 def erase(
     customer_id: str, session: DbSession, shop: ShopPrincipal, container: ContainerDep
@@ -70,7 +74,10 @@ def erase(
 
 
 @router.get(
-    "/v1/quality/alerts", response_model=list[QualityAlertOut], summary="SKU quality alerts"
+    "/v1/quality/alerts",
+    response_model=list[QualityAlertOut],
+    summary="SKU quality alerts",
+    responses=document(AUTHENTICATED, INPUT),
 )
 def quality_alerts(
     session: ReadSession, shop: ShopPrincipal, limit: Annotated[int, Query(ge=1, le=500)] = 50

@@ -4,24 +4,33 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from claims_api.claims.errors import ClaimNotFound, InvalidTransition
 from claims_api.claims.service import claim_out
-from claims_api.deps import (
-    ContainerDep,
-    DbSession,
-    ReadSession,
-    RequestLocale,
-    ReviewerPrincipal,
-)
-from claims_api.errors import ERROR_RESPONSES
+from claims_api.compensation.errors import PAYOUT
+from claims_api.deps import ContainerDep, DbSession, ReadSession, RequestLocale, ReviewerPrincipal
+from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, document
+from claims_api.photos.errors import PhotoNotFound
 from claims_api.review import service
+from claims_api.review.errors import (
+    AmountTooHigh,
+    AppealNeedsAnotherReviewer,
+    LeaseNotHeld,
+    MessageRequired,
+    NotInReview,
+    UnknownReasonCode,
+)
 from claims_api.review.schemas import DecisionIn, Lease, PhotoLabelIn, QueuePage
 
 MAX_CENTS = 1_000_000_000_000
-router = APIRouter(prefix="/v1/review", tags=["review"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/review", tags=["review"])
+LEASED = (AUTHENTICATED, WRITES, ClaimNotFound, NotInReview, LeaseNotHeld)  # a leased claim's
 
 
 @router.get(
-    "/queue", response_model=QueuePage, summary="Claims waiting for a person, most urgent first"
+    "/queue",
+    response_model=QueuePage,
+    summary="Claims waiting for a person, most urgent first",
+    responses=document(AUTHENTICATED, INPUT),
 )
 def get_queue(
     session: ReadSession,
@@ -39,7 +48,7 @@ def get_queue(
 @router.post(
     "/lease",
     response_model=Lease,
-    responses={204: {"description": "Nothing to review"}},
+    responses={204: {"description": "Nothing to review"}, **document(AUTHENTICATED, WRITES)},
     summary="Lease the most urgent free claim",
 )
 def lease(
@@ -55,7 +64,12 @@ def lease(
     )
 
 
-@router.post("/claims/{claim_id}/heartbeat", response_model=Lease, summary="Keep a lease alive")
+@router.post(
+    "/claims/{claim_id}/heartbeat",
+    response_model=Lease,
+    summary="Keep a lease alive",
+    responses=document(LEASED, INPUT),
+)
 def heartbeat(
     claim_id: str,
     session: DbSession,
@@ -71,13 +85,31 @@ def heartbeat(
     )
 
 
-@router.post("/claims/{claim_id}/release", status_code=204, summary="Give a leased claim back")
+@router.post(
+    "/claims/{claim_id}/release",
+    status_code=204,
+    summary="Give a leased claim back",
+    responses=document(LEASED, INPUT),
+)
 def release(claim_id: str, session: DbSession, reviewer: ReviewerPrincipal) -> Response:
     service.release(session, reviewer, claim_id)
     return Response(status_code=204)
 
 
-@router.post("/claims/{claim_id}/decision", summary="Decide a leased claim")
+@router.post(
+    "/claims/{claim_id}/decision",
+    summary="Decide a leased claim",
+    responses=document(
+        LEASED,
+        JSON_BODY,
+        AppealNeedsAnotherReviewer,
+        AmountTooHigh,
+        MessageRequired,
+        UnknownReasonCode,
+        InvalidTransition,
+        PAYOUT,
+    ),
+)
 def decide(
     claim_id: str,
     body: DecisionIn,
@@ -93,7 +125,12 @@ def decide(
     return claim_out(session, claim, container.policy, locale).model_dump(mode="json")
 
 
-@router.put("/photos/{photo_id}/label", status_code=204, summary="Label a photo for retraining")
+@router.put(
+    "/photos/{photo_id}/label",
+    status_code=204,
+    summary="Label a photo for retraining",
+    responses=document(AUTHENTICATED, JSON_BODY, WRITES, PhotoNotFound),
+)
 def label_photo(
     photo_id: str, body: PhotoLabelIn, session: DbSession, reviewer: ReviewerPrincipal
 ) -> Response:

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from claims_api.claims.schemas import ReasonCode
+
 
 class QueueItem(BaseModel):
     claim_id: str
@@ -15,7 +17,7 @@ class QueueItem(BaseModel):
     requested_cents: int
     sla_deadline: datetime
     seconds_left: int
-    reasons: list[str]
+    reasons: list[ReasonCode]
     appealed: bool
     status: str
     lease_holder: str | None

@@ -12,13 +12,22 @@ from sqlalchemy.orm import Session, lazyload
 
 from claims_api.audit import service as audit
 from claims_api.auth.principal import Principal
+from claims_api.claims.errors import ClaimNotFound
 from claims_api.claims.models import Claim, ClaimPhoto
 from claims_api.claims.states import Status, transition
 from claims_api.compensation import service as ledger
 from claims_api.db import utcnow
-from claims_api.errors import ApiError, conflict, not_found, unprocessable
 from claims_api.orders.models import OrderLine
+from claims_api.photos.errors import PhotoNotFound
 from claims_api.photos.models import Photo
+from claims_api.review.errors import (
+    AmountTooHigh,
+    AppealNeedsAnotherReviewer,
+    LeaseNotHeld,
+    MessageRequired,
+    NotInReview,
+    UnknownReasonCode,
+)
 from claims_api.review.models import PhotoLabel, ReviewDecision
 from claims_api.review.schemas import DecisionIn, QueueItem, QueuePage
 from claims_api.rules.policy import Policy
@@ -151,22 +160,20 @@ def _locked_claim(session: Session, claim_id: str) -> Claim:
         .options(lazyload(Claim.photos))  # loaded only if read (claim_out reads them)
     )
     if claim is None:
-        raise not_found("claim")
+        raise ClaimNotFound()
     return claim
 
 
 def _require_lease(claim: Claim, reviewer: Principal) -> None:
     now = utcnow()
     if claim.status != Status.IN_REVIEW:
-        raise conflict("not_in_review", f"This claim is {claim.status}, not waiting for review.")
+        raise NotInReview(f"This claim is {claim.status}, not waiting for review.")
     if (
         claim.lease_holder != reviewer.id
         or claim.lease_expires_at is None
         or claim.lease_expires_at <= now
     ):
-        raise conflict(
-            "lease_not_held", "Lease this claim before deciding it; another reviewer may hold it."
-        )
+        raise LeaseNotHeld()
 
 
 def heartbeat(session: Session, reviewer: Principal, claim_id: str, lease_seconds: int) -> Claim:
@@ -188,8 +195,7 @@ def release(session: Session, reviewer: Principal, claim_id: str) -> Claim:
 def _check_reason(body: DecisionIn) -> None:
     allowed = allowed_reasons(body.outcome)
     if body.reason_code not in allowed:
-        raise unprocessable(
-            "unknown_reason_code",
+        raise UnknownReasonCode(
             f"{body.reason_code!r} is not a reason for {body.outcome}; use one of: "
             f"{', '.join(allowed)}.",
             allowed=list(allowed),
@@ -210,11 +216,7 @@ def record_decision(
     claim = _locked_claim(session, claim_id)
     _require_lease(claim, reviewer)
     if claim.appealed and claim.rejected_by == reviewer.id:
-        raise ApiError(
-            403,
-            "appeal_needs_another_reviewer",
-            "An appeal must be decided by a different reviewer.",
-        )
+        raise AppealNeedsAnotherReviewer()
     leased_at = claim.leased_at
     details = {"reason_code": body.reason_code, "message": body.message}
     claim.decision = {
@@ -234,9 +236,7 @@ def record_decision(
         amount = body.amount_cents or claim.requested_cents
         allowed = min(remaining, claim.requested_cents)
         if amount > allowed:
-            raise unprocessable(
-                "amount_too_high", f"At most {allowed} cents can be approved for this claim."
-            )
+            raise AmountTooHigh(f"At most {allowed} cents can be approved for this claim.")
         claim.approved_cents = amount
         status = Status.APPROVED if amount == claim.requested_cents else Status.PARTIALLY_APPROVED
         transition(session, claim, status, reviewer, policy, reason=body.reason_code, **details)
@@ -244,14 +244,14 @@ def record_decision(
         transition(session, claim, Status.PAID, reviewer, policy)
     elif body.outcome == "reject":
         if not body.message:
-            raise unprocessable("message_required", "Tell the customer why the claim is rejected.")
+            raise MessageRequired()
         claim.rejected_by = reviewer.id
         transition(
             session, claim, Status.REJECTED, reviewer, policy, reason=body.reason_code, **details
         )
     else:
         if not body.message:
-            raise unprocessable("message_required", "Tell the customer which photos to take.")
+            raise MessageRequired("Tell the customer which photos to take.")
         transition(
             session,
             claim,
@@ -301,7 +301,7 @@ def label_photo(
     session: Session, reviewer: Principal, photo_id: str, condition: str, produce: str | None
 ) -> PhotoLabel:
     if session.get(Photo, photo_id) is None:
-        raise not_found("photo")
+        raise PhotoNotFound()
     label = PhotoLabel(
         photo_id=photo_id,
         reviewer_id=reviewer.id,
