@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claims_api.verification.signals import REASON_CODES
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from claims_api import errors as shared
@@ -31,6 +30,7 @@ from claims_api.errors import ApiError, NamedError
 from claims_api.main import create_app
 from claims_api.photos import imaging
 from claims_api.photos.errors import PHOTO_REJECTIONS
+from claims_api.rules import REASON_CODES
 
 # the helpers that build an error with a code given at the call: not documentable
 AD_HOC = {ApiError, shared.conflict, shared.not_found, shared.unprocessable}

@@ -115,7 +115,7 @@ def pay_claim(
             f"Only {remaining} cents of this order line remain uncompensated.",
             remaining_cents=remaining,
         )
-    posting = _book(session, claim, "payout", adapter.method, amount_cents, actor_id)
+    posting = _book(session, claim, "payout", adapter.method, amount_cents, actor_id, AlreadyPaid)
     adapter.send(posting)
     return posting
 
@@ -129,13 +129,15 @@ def reverse_payout(session: Session, claim: Claim, actor_id: str, reason: str) -
     if payout is None:
         raise NotPaid("This claim has no payout to reverse.")
     return _book(
-        session, claim, "reversal", payout.method, payout.amount_cents, actor_id, reason=reason
+        session,
+        claim,
+        "reversal",
+        payout.method,
+        payout.amount_cents,
+        actor_id,
+        AlreadyReversed,
+        reason=reason,
     )
-
-
-# What the unique (claim_id, kind) constraint answers when a claim already has a posting of
-# that kind.
-_ALREADY_BOOKED: dict[str, type[NamedError]] = {"payout": AlreadyPaid, "reversal": AlreadyReversed}
 
 
 def _book(
@@ -145,6 +147,7 @@ def _book(
     method: str,
     amount_cents: int,
     actor_id: str,
+    already_booked: type[NamedError],
     *,
     reason: str | None = None,
 ) -> LedgerPosting:
@@ -153,7 +156,7 @@ def _book(
 
     Flushed at once, in a savepoint: a second posting of the same kind for the claim (a
     concurrent payout, a double reversal) fails on the unique constraint here, as a 409, and
-    the caller's transaction stays usable."""
+    the caller's transaction stays usable; ``already_booked`` is the error it answers."""
     expense_cents = amount_cents if kind == "payout" else -amount_cents
     posting = LedgerPosting(
         id=new_id("pst"),
@@ -176,7 +179,7 @@ def _book(
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise _ALREADY_BOOKED[kind]() from exc
+        raise already_booked() from exc
     return posting
 
 
