@@ -534,7 +534,11 @@ def list_claims(
 def appeal(
     session: Session, customer: Principal, claim_id: str, message: str, policy: Policy
 ) -> Claim:
-    claim = get_visible_claim(session, customer, claim_id, lock=True)
+    claim = get_visible_claim(session, customer, claim_id)
+    # The line lock first, as a new claim on the line takes it: the appeal and a new claim
+    # then run one after the other, and the later one sees what the earlier one did.
+    ledger.lock_line(session, claim.order_id, claim.line_id)
+    session.refresh(claim, with_for_update=True)
     if claim.status != Status.REJECTED:
         raise NotRejected()
     if claim.appealed:
