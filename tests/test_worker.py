@@ -57,7 +57,7 @@ def test_worker_once_delivers_pending_events_and_releases_expired_leases(
 ):
     customer = api.customer()
     api.put_order()
-    api.claim(customer, [api.upload_fruit(customer)])  # auto-approved: approved + paid events
+    api.claim(customer, [api.upload_fruit(customer)])  # submitted, approved, paid
     api.put_order("ord-2")
     manual = api.claim(
         customer, [api.upload_fruit(customer, rotten=False, seed=3)], order_id="ord-2"
@@ -70,11 +70,11 @@ def test_worker_once_delivers_pending_events_and_releases_expired_leases(
             .where(Claim.id == leased["claim_id"])
             .values(lease_expires_at=utcnow() - timedelta(minutes=5))
         )
-    assert _pending(container) == 3  # nothing runs in the background in tests
+    assert _pending(container) == 5  # nothing runs in the background in tests
 
     output = _worker_once(settings)
 
-    assert "published 3 events, released 1 expired leases" in output
+    assert "published 5 events, released 1 expired leases" in output
     assert _pending(container) == 0
     with container.db.read_session() as session:
         assert session.get(Claim, leased["claim_id"]).lease_holder is None

@@ -107,10 +107,12 @@ class Rule:
     """One reason code. ``when``: when it fires, for the docs. ``customer`` is None where
     telling the customer would only teach a fraudster what is checked: they are then told
     that a person looks at the claim. ``reads``: the :class:`Policy` fields the check reads.
+    ``label``: the few words a chip in the workbench shows.
     ``informational``: shown to reviewers, never fires."""
 
     code: str
     when: str
+    label: Texts
     reviewer: Texts
     customer: Texts | None
     check: Check
@@ -128,6 +130,7 @@ def rule(
     code: str,
     *,
     when: str,
+    label: Texts,
     reviewer: Texts,
     customer: Texts | None = None,
     reads: tuple[str, ...] = (),
@@ -138,10 +141,10 @@ def rule(
     def register(check: Check) -> Check:
         if code in RULES:
             raise ValueError(f"reason code {code!r} is declared twice")
-        for texts in (reviewer, customer or {}):
+        for texts in (label, reviewer, customer or {}):
             if set(texts) - {"en", "zh"} or (texts and "en" not in texts):
                 raise ValueError(f"{code}: texts need 'en' (and optionally 'zh') only")
-        RULES[code] = Rule(code, when, reviewer, customer, check, reads, informational)
+        RULES[code] = Rule(code, when, label, reviewer, customer, check, reads, informational)
         return check
 
     return register
@@ -161,6 +164,7 @@ def _fire(code: str, fired: object, value: Any, threshold: Any, **details: Any) 
         "model problems shown at upload (`not_produce`, `wrong_item`) are judged by "
         "`not_produce` / `produce_mismatch` instead"
     ),
+    label={"en": "photo quality", "zh": "照片质量"},
     reviewer={
         "en": "A photo is not usable (too dark, blurred, too small or unclear).",
         "zh": "有照片无法使用（太暗、模糊、太小或看不清）。",
@@ -180,6 +184,7 @@ def photo_quality(ctx: ClaimContext) -> Signal:
     when=(
         "a photo has no model score (model not loaded or failed)"
     ),
+    label={"en": "not scored", "zh": "未能评分"},
     reviewer={
         "en": "The photos could not be scored automatically.",
         "zh": "照片暂时无法自动识别。",
@@ -196,6 +201,7 @@ def model_unavailable(ctx: ClaimContext) -> Signal:
         "the lowest rotten probability among the photos is under the model's calibrated "
         "threshold"
     ),
+    label={"en": "model unsure", "zh": "模型不确定"},
     reviewer={
         "en": "The model is not confident that the produce is spoiled.",
         "zh": "系统无法确定商品已经变质。",
@@ -220,6 +226,7 @@ def model_not_confident(ctx: ClaimContext) -> Signal:
     when=(
         "a photo is unlike the training photos (the model's OOD gate)"
     ),
+    label={"en": "unusual photo", "zh": "照片不常见"},
     reviewer={
         "en": "A photo looks unlike the photos the model was trained on.",
         "zh": "有照片与系统熟悉的照片差别较大。",
@@ -240,6 +247,7 @@ def out_of_distribution(ctx: ClaimContext) -> Signal:
     when=(
         "the model sees no produce in a photo"
     ),
+    label={"en": "not produce", "zh": "非生鲜"},
     reviewer={
         "en": "A photo does not seem to show produce.",
         "zh": "有照片中似乎没有生鲜商品。",
@@ -259,6 +267,7 @@ def not_produce(ctx: ClaimContext) -> Signal:
     when=(
         "the ordered produce is not among the model's labels"
     ),
+    label={"en": "produce unknown to model", "zh": "模型不识别该品种"},
     reviewer={
         "en": "The model was not trained on the ordered produce.",
         "zh": "系统尚未学习识别该商品。",
@@ -284,6 +293,7 @@ def _produce_judged(ctx: ClaimContext) -> bool:
     when=(
         "the model is confident the photo shows another produce than the order line"
     ),
+    label={"en": "other produce", "zh": "品种不符"},
     reviewer={
         "en": "The photographed produce does not match the ordered item.",
         "zh": "照片中的商品与订单商品不一致。",
@@ -308,6 +318,7 @@ def produce_mismatch(ctx: ClaimContext) -> Signal | None:
     when=(
         "the produce head is unsure which produce it sees"
     ),
+    label={"en": "produce unclear", "zh": "品种不确定"},
     reviewer={
         "en": "The model cannot tell which produce the photo shows.",
         "zh": "系统无法识别照片中的商品种类。",
@@ -341,6 +352,7 @@ def _hours_since_delivery(ctx: ClaimContext) -> float:
     when=(
         "the claim comes before the delivery time"
     ),
+    label={"en": "claim before delivery", "zh": "送达前申请"},
     reviewer={
         "en": "The claim was made before the order was delivered.",
         "zh": "订单送达前提交了售后申请。",
@@ -356,6 +368,7 @@ def claim_before_delivery(ctx: ClaimContext) -> Signal:
     when=(
         "the claim comes later after delivery than the produce's claim window"
     ),
+    label={"en": "late claim", "zh": "超出时限"},
     reviewer={
         "en": "The claim was made after the claim window for this produce.",
         "zh": "已超过该商品的售后申请时限。",
@@ -409,6 +422,7 @@ _TRUST_FIELDS = (
         "payout): a new claim on the line is never paid by the machine; while the rejection "
         "can still be appealed, a new claim is refused (409 `claim_rejected_appeal_instead`)"
     ),
+    label={"en": "refused before", "zh": "曾被驳回"},
     reviewer={
         "en": "A person already refused an earlier claim on this order line.",
         "zh": "该订单行已有售后申请被人工驳回或撤回赔付。",
@@ -430,6 +444,7 @@ def refused_on_line(ctx: ClaimContext) -> Signal:
         "the amount is above the customer's auto-approval cap: `auto_approve_cap_cents` "
         "scaled by the trust level (details say which)"
     ),
+    label={"en": "over the auto cap", "zh": "超出自动上限"},
     reviewer={
         "en": "The amount is above the automatic-approval cap.",
         "zh": "金额超过自动审核上限。",
@@ -453,6 +468,7 @@ def amount_over_cap(ctx: ClaimContext) -> Signal:
     when=(
         "never fires: shows the reviewer the trust level and the cap it gives"
     ),
+    label={"en": "trust level", "zh": "信用等级"},
     reviewer={
         "en": "The customer's trust level from earlier reviewed claims.",
         "zh": "根据以往审核结果得出的顾客信用等级。",
@@ -482,6 +498,7 @@ def trust(ctx: ClaimContext) -> Signal:
     when=(
         "the customer already made `max_claims_30d` claims in 30 days"
     ),
+    label={"en": "many claims", "zh": "申请频繁"},
     reviewer={
         "en": "The customer has made many claims recently.",
         "zh": "近期售后申请次数较多。",
@@ -500,6 +517,7 @@ def claim_frequency(ctx: ClaimContext) -> Signal:
         "compensation paid to the customer in 30 days plus this claim is above "
         "`max_paid_cents_30d`"
     ),
+    label={"en": "30-day payout limit", "zh": "30天赔付超限"},
     reviewer={
         "en": "With this claim, the customer's compensation in the last 30 days would be "
         "above the limit.",
@@ -546,6 +564,7 @@ def _rate_signal(
         "`claim_rate_window_days`) ended in a claim; judged only from "
         "`claim_rate_min_orders` orders"
     ),
+    label={"en": "high claim rate", "zh": "售后率高"},
     reviewer={
         "en": "A large share of the customer's orders ended in a claim.",
         "zh": "该顾客的订单中申请售后的比例较高。",
@@ -570,6 +589,7 @@ def claim_rate(ctx: ClaimContext) -> Signal:
         "`max_pickup_point_claim_rate`, from `pickup_point_min_orders` orders; absent "
         "when the order has no `pickup_point_id`"
     ),
+    label={"en": "pickup point claim rate", "zh": "自提点售后率高"},
     reviewer={
         "en": "A large share of the pickup point's orders ended in a claim.",
         "zh": "该自提点的订单中申请售后的比例较高。",
@@ -596,6 +616,7 @@ def pickup_point_claim_rate(ctx: ClaimContext) -> Signal | None:
         "the pickup point's orders already had `max_pickup_point_claims_30d` claims in "
         "30 days"
     ),
+    label={"en": "pickup point claims", "zh": "自提点申请多"},
     reviewer={
         "en": "The pickup point has had many claims in the last 30 days.",
         "zh": "该自提点近30天的售后申请较多。",
@@ -639,6 +660,7 @@ def _reuse_signal(ctx: ClaimContext, code: str, kind: str) -> Signal:
         "copy) is on another of the customer's claims; a re-upload for the same claim "
         "is fine"
     ),
+    label={"en": "photo reused (own)", "zh": "照片重复（本人）"},
     reviewer={
         "en": "A photo was already used on another of the customer's claims.",
         "zh": "有照片已在该顾客的其他售后申请中使用过。",
@@ -654,6 +676,7 @@ def photo_reused_own(ctx: ClaimContext) -> Signal:
     when=(
         "another customer already uploaded the photo or such a copy (strong)"
     ),
+    label={"en": "photo of another customer", "zh": "照片来自他人"},
     reviewer={
         "en": "A photo was already uploaded by another customer.",
         "zh": "有照片已由其他顾客上传过。",
@@ -700,6 +723,7 @@ def _capture_row(photo: Photo, ctx: ClaimContext) -> dict[str, Any] | None:
         "`capture_tolerance_minutes` (plus `capture_unknown_offset_hours` when EXIF has "
         "no UTC offset); no EXIF is not a flag"
     ),
+    label={"en": "taken before delivery", "zh": "送达前拍摄"},
     reviewer={
         "en": "A photo was taken before the order was delivered.",
         "zh": "有照片的拍摄时间早于订单送达时间。",
@@ -748,6 +772,7 @@ def editing_program(software: str | None, programs: tuple[str, ...]) -> str | No
         "EXIF Software names an editing program from `editing_software` (Photoshop, "
         "Lightroom, GIMP, Snapseed, Meitu/美图, PicsArt, …)"
     ),
+    label={"en": "edited photo", "zh": "照片经修图"},
     reviewer={
         "en": "A photo was saved by a photo-editing program.",
         "zh": "有照片经过修图软件处理。",
@@ -778,6 +803,14 @@ def reviewer_text(code: str, locale: str = "en") -> str:
     if rule_ is None:
         return code
     return rule_.reviewer.get(locale) or rule_.reviewer["en"]
+
+
+def label_text(code: str, locale: str = "en") -> str | None:
+    """A reason code's chip label, or None for a code that is not a rule's."""
+    rule_ = RULES.get(code)
+    if rule_ is None:
+        return None
+    return rule_.label.get(locale) or rule_.label["en"]
 
 
 def customer_text(code: str, locale: str = "en") -> str | None:

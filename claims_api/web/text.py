@@ -13,6 +13,7 @@ from claims_api.i18n import SUPPORTED, pick_locale
 from claims_api.photos.messages import CATALOGUE, message
 from claims_api.rules import RULES, reviewer_text
 from claims_api.rules.review_reasons import REVIEW_REASONS, default_customer_sentence
+from claims_api.rules.signals import label_text
 from claims_api.web import filters
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "i18n"
@@ -55,7 +56,10 @@ def named(locale: str, kind: str, value: str | None) -> str:
 
 def code_label(locale: str, kind: str, code: str | None) -> str:
     """A code's short label for a chip or a table cell (``signal.claim_window`` -> 超出时限);
-    a code the catalogue lacks is shown in words, never in snake_case."""
+    a code the catalogue lacks is shown in words, never in snake_case. Signal labels live with
+    their rules (:mod:`claims_api.rules.signals`)."""
+    if kind == "signal" and (text := label_text(code or "", locale)):
+        return text
     key = f"{kind}.{code}"
     if key in _catalogue(DEFAULT):
         return translate(locale, key)
