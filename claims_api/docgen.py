@@ -42,9 +42,6 @@ MARKER = re.compile(
     re.DOTALL,
 )
 
-# Blocks whose markers are placed but whose generator is not written yet: their hand-kept text
-# stays as it is. Any other name without a generator is a typo and an error.
-HAND_KEPT: frozenset[str] = frozenset()
 
 
 class DocsError(Exception):
@@ -206,8 +203,6 @@ def rewrite(text: str, generators: dict[str, Callable[[], str]] = GENERATORS) ->
         name = match["name"]
         if name in generators:
             return match["start"] + generators[name]() + match["end"]
-        if name in HAND_KEPT:
-            return match[0]
         raise DocsError(f"no generator for the block {name!r}")
 
     return MARKER.sub(block, text)
