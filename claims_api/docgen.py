@@ -9,7 +9,7 @@ A generated block in a Markdown file lies between two marker lines::
 and everything between them is rewritten from :data:`GENERATORS` (the text around the markers is
 hand-written and left alone). ``freshclaim docs`` (or ``python -m claims_api.docgen``) rewrites
 the blocks; ``--check`` only reports the files whose blocks differ, which is what
-``tests/test_docs_generated.py`` asserts. Hand-written rather than a documentation generator
+``tests/ops/test_docs_generated.py`` asserts. Hand-written rather than a documentation generator
 (mkdocs, Sphinx): the docs are plain Markdown read on GitHub, and all that needs generating is
 a few tables.
 """

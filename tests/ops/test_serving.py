@@ -14,8 +14,7 @@ import pytest
 
 from bench.common import free_port, process_tree
 from claims_api.serving import limit_malloc_arenas, reuseport_socket
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
 
 
 def test_workers_can_each_bind_the_same_port() -> None:

@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 from bench.common import free_port
 from claims_api.cli import app
 from claims_api.migrate import upgrade
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
