@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from claims_api.config import Settings
 from claims_api.db import Database
+from claims_api.events.registry import registered_consumers
 from claims_api.events.relay import BackgroundLoop, OutboxRelay
-from claims_api.profiles import service as profiles_service
 from claims_api.review import service as review_service
 
 RELAY_INTERVAL_S = 1.0
@@ -31,7 +31,7 @@ def outbox_relay(db: Database, settings: Settings) -> OutboxRelay:
     small = db.is_sqlite
     return OutboxRelay(
         db,
-        consumers=[profiles_service.consume],
+        consumers=registered_consumers(),
         webhook_urls=settings.webhook_urls,
         webhook_secret=settings.webhook_secret,
         batch_size=10 if small else 100,

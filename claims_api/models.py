@@ -5,10 +5,10 @@ from claims_api.auth.models import ApiKey, Reviewer
 from claims_api.claims.models import Claim, ClaimPhoto, IdempotencyRecord
 from claims_api.compensation.models import LedgerEntry, LedgerPosting
 from claims_api.db import Base
-from claims_api.events.models import OutboxEvent
+from claims_api.events.models import ConsumedEvent, OutboxEvent
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
-from claims_api.profiles.models import ConsumedEvent, CustomerProfile, SkuQualityAlert
+from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
 from claims_api.review.models import PhotoLabel, ReviewDecision
 from claims_api.web.models import WebSession
 

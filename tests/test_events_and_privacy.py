@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from sqlalchemy import func, select
 
+from claims_api.events.consumers import Consumer
 from claims_api.events.models import OutboxEvent
 from claims_api.events.relay import OutboxRelay
 from claims_api.photos.models import Photo, PhotoHash
@@ -18,7 +19,7 @@ from claims_api.profiles import service as profiles
 
 
 def _relay(container, urls=(), secret=None) -> OutboxRelay:
-    return OutboxRelay(container.db, [profiles.consume], list(urls), secret)
+    return OutboxRelay(container.db, [profiles.CONSUMER], list(urls), secret)
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_relay_delivers_small_batches_each_in_its_own_transaction(api, container
         pending = session.scalar(select(func.count()).select_from(OutboxEvent))
     assert pending >= 3
     commits = []
-    relay = OutboxRelay(container.db, [profiles.consume], [], None, batch_size=1, max_batches=2)
+    relay = OutboxRelay(container.db, [profiles.CONSUMER], [], None, batch_size=1, max_batches=2)
     original = relay._deliver_batch
 
     def counted():
@@ -124,7 +125,7 @@ def test_a_consumer_failing_on_one_event_delays_only_that_event(api, container):
             raise RuntimeError("cannot take this one")
         profiles.consume(session, event)
 
-    relay = OutboxRelay(container.db, [picky], [], None)
+    relay = OutboxRelay(container.db, [Consumer("picky", picky)], [], None)
     # the batch's consumer work is taken back, then redone one event at a time
     assert relay.run_once() == 1
     assert calls == ["claim.approved", "claim.paid", "claim.approved", "claim.paid"]

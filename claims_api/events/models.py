@@ -25,3 +25,13 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ConsumedEvent(Base):
+    """One row per (consumer, event) an in-process consumer has applied (``consumers``)."""
+
+    __tablename__ = "consumed_events"
+
+    consumer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    consumed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

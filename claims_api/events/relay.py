@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from claims_api.db import Database, utcnow
+from claims_api.events.consumers import Consumer, apply_all
 from claims_api.events.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 
-Consumer = Callable[[Session, OutboxEvent], None]
 MAX_BACKOFF_SECONDS = 3600
 
 
@@ -93,8 +93,7 @@ class OutboxRelay:
                 try:
                     if not consumed:
                         with session.begin_nested():
-                            for consumer in self.consumers:
-                                consumer(session, event)
+                            apply_all(session, self.consumers, event)
                     for url in self.webhook_urls:
                         post_webhook(url, self.webhook_secret, event_document(event))
                 except Exception as exc:  # one bad event must not block the others
@@ -118,8 +117,7 @@ class OutboxRelay:
         try:
             with session.begin_nested():
                 for event in events:
-                    for consumer in self.consumers:
-                        consumer(session, event)
+                    apply_all(session, self.consumers, event)
         except Exception as exc:
             log.info("consumers failed on a batch (%s): delivering one event at a time", exc)
             return False
