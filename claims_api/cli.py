@@ -90,7 +90,9 @@ def worker(
             drained = background.drain(db, settings)
             typer.echo(
                 f"published {drained.events_published} events, "
-                f"released {drained.leases_released} expired leases "
+                f"released {drained.leases_released} expired leases; "
+                f"{drained.webhook_attempts} webhook attempts, "
+                f"{drained.events_streamed} events streamed "
                 f"({_redact(settings.resolved_database_url)})"
             )
             return

@@ -101,8 +101,30 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None, description="JSON policy overriding the built-in one."
     )
-    webhook_urls: list[str] = Field(default_factory=list)
-    webhook_secret: str | None = None
+    webhook_allow_private_addresses: bool = Field(
+        default=False,
+        description="Let webhook endpoints point at private, loopback or link-local addresses "
+        "(a receiver on the same host or network). Off by default: an endpoint URL is an "
+        "address the service will send requests to (SSRF).",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long one webhook POST may take, connecting included, before the "
+        "attempt counts as failed.",
+    )
+    webhook_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Webhook POSTs one relay sends at once, so that a slow receiver delays "
+        "only its own deliveries.",
+    )
+    nats_url: str | None = Field(
+        default=None,
+        description="NATS server (for example nats://127.0.0.1:4222): when set, the relay also "
+        "publishes every event to the JetStream stream FRESHCLAIM, subject "
+        "freshclaim.<aggregate>.<type>, with Nats-Msg-Id = the event id.",
+    )
     background_workers: bool = Field(
         default=True, description="Run the outbox relay and lease sweeper in-process."
     )

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from claims_api.deps import AdminPrincipal, ContainerDep, DbSession, ReadSession
+from claims_api.errors import ERROR_RESPONSES
+from claims_api.webhooks import service
+from claims_api.webhooks.models import WebhookEndpoint
+from claims_api.webhooks.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    EndpointCreated,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    RecoverIn,
+    RecoverOut,
+    SecretOut,
+)
+
+router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
+DeliveryStatus = Literal["pending", "sending", "succeeded", "dead"]
+
+
+def _out(session, endpoint: WebhookEndpoint) -> EndpointOut:
+    out = EndpointOut.model_validate(endpoint)
+    return out.model_copy(update={"health": service.health(session, endpoint.id)})
+
+
+def _delivery_out(view: service.DeliveryView) -> DeliveryOut:
+    out = DeliveryOut.model_validate(view.delivery)
+    return out.model_copy(
+        update={"attempt_log": [AttemptOut.model_validate(a) for a in view.attempts]}
+    )
+
+
+@router.post(
+    "/v1/webhooks",
+    response_model=EndpointCreated,
+    status_code=201,
+    summary="Register a webhook endpoint; its signing secret is shown in this answer only",
+)
+def create(
+    body: EndpointIn, session: DbSession, admin: AdminPrincipal, container: ContainerDep
+) -> EndpointCreated:
+    endpoint = service.create_endpoint(
+        session,
+        admin,
+        body.url,
+        body.event_types,
+        body.description,
+        allow_private=container.settings.webhook_allow_private_addresses,
+    )
+    session.flush()
+    return EndpointCreated(**_out(session, endpoint).model_dump(), secret=endpoint.secret)
+
+
+@router.get("/v1/webhooks", response_model=list[EndpointOut], summary="Webhook endpoints")
+def list_all(session: ReadSession, _: AdminPrincipal) -> list[EndpointOut]:
+    return [_out(session, e) for e in service.list_endpoints(session)]
+
+
+@router.get("/v1/webhooks/{endpoint_id}", response_model=EndpointOut, summary="One endpoint")
+def get(endpoint_id: str, session: ReadSession, _: AdminPrincipal) -> EndpointOut:
+    return _out(session, service.get_endpoint(session, endpoint_id))
+
+
+@router.patch(
+    "/v1/webhooks/{endpoint_id}",
+    response_model=EndpointOut,
+    summary="Change an endpoint's URL, event types or description, or enable/disable it",
+)
+def patch(
+    endpoint_id: str,
+    body: EndpointPatch,
+    session: DbSession,
+    admin: AdminPrincipal,
+    container: ContainerDep,
+) -> EndpointOut:
+    endpoint = service.update_endpoint(
+        session,
+        admin,
+        endpoint_id,
+        body,
+        allow_private=container.settings.webhook_allow_private_addresses,
+    )
+    session.flush()
+    return _out(session, endpoint)
+
+
+@router.delete(
+    "/v1/webhooks/{endpoint_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete an endpoint with its delivery log",
+)
+def delete(endpoint_id: str, session: DbSession, admin: AdminPrincipal) -> Response:
+    service.delete_endpoint(session, admin, endpoint_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/webhooks/{endpoint_id}/rotate-secret",
+    response_model=SecretOut,
+    summary="New signing secret; the old one keeps signing beside it for 24 hours",
+)
+def rotate_secret(endpoint_id: str, session: DbSession, admin: AdminPrincipal) -> SecretOut:
+    endpoint = service.rotate_secret(session, admin, endpoint_id)
+    assert endpoint.previous_secret_expires_at is not None
+    return SecretOut(
+        secret=endpoint.secret, previous_secret_expires_at=endpoint.previous_secret_expires_at
+    )
+
+
+@router.get(
+    "/v1/webhooks/{endpoint_id}/deliveries",
+    response_model=list[DeliveryOut],
+    summary="An endpoint's deliveries, newest first, with their attempts",
+)
+def deliveries(
+    endpoint_id: str,
+    session: ReadSession,
+    _: AdminPrincipal,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[DeliveryOut]:
+    return [_delivery_out(v) for v in service.list_deliveries(session, endpoint_id, status, limit)]
+
+
+@router.post(
+    "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",
+    response_model=DeliveryOut,
+    status_code=202,
+    summary="Send one delivery again (the same event document; nothing is re-run)",
+)
+def retry(
+    endpoint_id: str, delivery_id: str, session: DbSession, admin: AdminPrincipal
+) -> DeliveryOut:
+    return _delivery_out(service.retry_delivery(session, admin, endpoint_id, delivery_id))
+
+
+@router.post(
+    "/v1/webhooks/{endpoint_id}/recover",
+    response_model=RecoverOut,
+    status_code=202,
+    summary="Send again every failed or dead delivery since a time, in each claim's order",
+)
+def recover(
+    endpoint_id: str, body: RecoverIn, session: DbSession, admin: AdminPrincipal
+) -> RecoverOut:
+    return RecoverOut(requeued=service.recover(session, admin, endpoint_id, body.since))
