@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from claims_api.events import service as events
 from claims_api.events.consumers import Consumer, apply_once
-from claims_api.events.models import ConsumedEvent
+from claims_api.events.models import ConsumedEvent, OutboxEvent
 from claims_api.events.registry import registered_consumers
 from claims_api.profiles import service as profiles
 
@@ -50,3 +50,28 @@ def test_a_failing_handler_takes_its_consumed_mark_back(container):
 def test_the_registry_lists_the_profiles_consumer():
     assert [c.name for c in registered_consumers()] == ["profiles"]
     assert registered_consumers()[0] is profiles.CONSUMER
+
+
+def test_the_event_catalogue_in_docs_is_generated_from_the_models():
+    from claims_api.events.catalogue import render_markdown
+    from tests.conftest import REPO
+
+    assert (REPO / "docs" / "events.md").read_text() == render_markdown(), (
+        "regenerate it: python -m claims_api.events.catalogue > docs/events.md"
+    )
+
+
+def test_every_emitted_claim_event_matches_its_catalogue_schema(api, container):
+    from claims_api.events.catalogue import EVENT_TYPES, EventEnvelope
+    from claims_api.events.service import event_document
+
+    api.put_order()
+    customer = api.customer()
+    api.claim(customer, [api.upload_fruit(customer)])
+    models = {t.name: t.model for t in EVENT_TYPES}
+    with container.db.read_session() as session:
+        emitted = list(session.scalars(select(OutboxEvent)))
+    assert [e.event_type for e in emitted] == ["claim.approved", "claim.paid"]
+    for event in emitted:
+        document = EventEnvelope.model_validate(event_document(event))
+        models[document.type].model_validate(document.data)

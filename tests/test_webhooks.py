@@ -445,3 +445,60 @@ def test_dispatch_module_keeps_svix_schedule():
     assert RETRY_SCHEDULE_S == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     assert sum(RETRY_SCHEDULE_S) / 3600 == pytest.approx(27.6, abs=0.1)
     assert dispatch.FAILING_DAYS_BEFORE_DISABLE == 5
+
+
+def _cli(settings, *args: str) -> str:
+    from typer.testing import CliRunner
+
+    from claims_api.cli import app
+    from claims_api.config import get_settings
+
+    env = {
+        "FRESHCLAIM_HOME": str(settings.home),
+        "FRESHCLAIM_DATABASE_URL": settings.database_url,
+        "FRESHCLAIM_SECRET_KEY": settings.secret_key,
+        "FRESHCLAIM_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+    }
+    get_settings.cache_clear()  # the CLI reads its settings from this environment
+    try:
+        result = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_cli_manages_endpoints_and_replays_deliveries(
+    api, container, settings, dispatcher, new_receiver, clock
+):
+    import json
+
+    receiver = new_receiver(*[500] * len(RETRY_SCHEDULE_S))
+    created = _cli(settings, "webhooks", "create", "--url", receiver.url, "--event-type", "claim.*")
+    secret = created.strip().splitlines()[-1]
+    [endpoint] = json.loads(_cli(settings, "webhooks", "list"))
+    assert endpoint["url"] == receiver.url and endpoint["event_types"] == ["claim.*"]
+    _auto_approved_claim(api)
+    _relay(container)
+    _run_schedule(dispatcher, clock)
+
+    dead = json.loads(_cli(settings, "webhooks", "deliveries", endpoint["id"], "--status", "dead"))
+    assert len(dead) == 1 and len(dead[0]["attempt_log"]) == len(RETRY_SCHEDULE_S)
+    since = (utcnow() - timedelta(hours=1)).isoformat()
+    assert "requeued 1 deliveries" in _cli(
+        settings, "webhooks", "recover", endpoint["id"], "--since", since
+    )
+    dispatcher.drain()
+    for request in receiver.accepted:
+        standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+    assert [r.document["type"] for r in receiver.accepted] == ["claim.approved", "claim.paid"]
+
+    _cli(settings, "webhooks", "retry", endpoint["id"], dead[0]["id"])
+    dispatcher.drain()
+    assert receiver.accepted[-1].headers["webhook-id"] == dead[0]["event_id"]
+    rotated = _cli(settings, "webhooks", "rotate-secret", endpoint["id"])
+    assert rotated.strip().splitlines()[-1].startswith("whsec_")
+    disabled = json.loads(_cli(settings, "webhooks", "update", endpoint["id"], "--disable"))
+    assert disabled["enabled"] is False
+    _cli(settings, "webhooks", "delete", endpoint["id"])
+    assert json.loads(_cli(settings, "webhooks", "list")) == []

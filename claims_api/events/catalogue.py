@@ -13,7 +13,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from claims_api.claims.states import ALLOWED
 
@@ -46,6 +46,8 @@ class Actor(BaseModel):
 
 
 class ClaimStatusChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
+
     claim_id: str
     customer_id: str
     order_id: str
@@ -60,11 +62,15 @@ class ClaimStatusChanged(BaseModel):
 
 
 class CustomerErased(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
+
     customer_id: str
     at: datetime
 
 
 class SkuQualityAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
+
     sku: str
     produce: str
     claims: int = Field(description="Claims on the SKU within the window.")
@@ -73,6 +79,8 @@ class SkuQualityAlert(BaseModel):
 
 
 class WebhookEndpointDisabled(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
+
     endpoint_id: str
     reason: str
     at: datetime
@@ -154,6 +162,12 @@ EVENT_TYPES: tuple[EventType, ...] = (
         },
     ),
 )
+AGGREGATE_ID_FIELD = {
+    "claim": "claim_id",
+    "customer": "customer_id",
+    "sku": "sku",
+    "webhook_endpoint": "endpoint_id",
+}
 TYPE_NAMES = tuple(t.name for t in EVENT_TYPES)
 
 
@@ -165,7 +179,10 @@ def example_document(event_type: EventType, sequence: int = 1) -> dict[str, Any]
     return EventEnvelope(
         id="evt_9c2e4b7a1f3d5e6c8b0a2d4f",
         type=event_type.name,
-        aggregate=Aggregate(type=event_type.aggregate, id="…"),
+        aggregate=Aggregate(
+            type=event_type.aggregate,
+            id=event_type.example[AGGREGATE_ID_FIELD[event_type.aggregate]],
+        ),
         sequence=sequence,
         created_at=datetime.fromisoformat("2026-12-04T09:30:00+00:00"),
         data=event_type.model.model_validate(event_type.example).model_dump(mode="json"),

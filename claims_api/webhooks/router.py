@@ -3,13 +3,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
 from claims_api.deps import AdminPrincipal, ContainerDep, DbSession, ReadSession
 from claims_api.errors import ERROR_RESPONSES
 from claims_api.webhooks import service
 from claims_api.webhooks.models import WebhookEndpoint
 from claims_api.webhooks.schemas import (
-    AttemptOut,
     DeliveryOut,
     EndpointCreated,
     EndpointIn,
@@ -24,16 +24,12 @@ router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
 DeliveryStatus = Literal["pending", "sending", "succeeded", "dead"]
 
 
-def _out(session, endpoint: WebhookEndpoint) -> EndpointOut:
-    out = EndpointOut.model_validate(endpoint)
-    return out.model_copy(update={"health": service.health(session, endpoint.id)})
+def _out(session: Session, endpoint: WebhookEndpoint) -> EndpointOut:
+    return EndpointOut.of(endpoint, service.health(session, endpoint.id))
 
 
 def _delivery_out(view: service.DeliveryView) -> DeliveryOut:
-    out = DeliveryOut.model_validate(view.delivery)
-    return out.model_copy(
-        update={"attempt_log": [AttemptOut.model_validate(a) for a in view.attempts]}
-    )
+    return DeliveryOut.of(view.delivery, view.attempts)
 
 
 @router.post(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +58,10 @@ class EndpointOut(BaseModel):
     updated_at: datetime
     health: EndpointHealth | None = None
 
+    @classmethod
+    def of(cls, endpoint: Any, health: EndpointHealth) -> EndpointOut:
+        return cls.model_validate(endpoint).model_copy(update={"health": health})
+
 
 class EndpointCreated(EndpointOut):
     secret: str = Field(description="Shown only now: store it to verify signatures.")
@@ -96,6 +102,13 @@ class DeliveryOut(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     attempt_log: list[AttemptOut] = []
+
+    @classmethod
+    def of(cls, delivery: Any, attempts: Iterable[Any]) -> DeliveryOut:
+        out = cls.model_validate(delivery)
+        return out.model_copy(
+            update={"attempt_log": [AttemptOut.model_validate(a) for a in attempts]}
+        )
 
 
 class RecoverIn(BaseModel):
