@@ -502,3 +502,28 @@ def test_the_cli_manages_endpoints_and_replays_deliveries(
     assert disabled["enabled"] is False
     _cli(settings, "webhooks", "delete", endpoint["id"])
     assert json.loads(_cli(settings, "webhooks", "list")) == []
+
+
+def test_a_slow_receiver_holds_no_database_lock(api, container, admin, dispatcher, new_receiver):
+    """On SQLite one open write transaction would stop every upload and claim: a delivery in
+    flight must leave the database free."""
+    import threading
+    import time
+
+    receiver = new_receiver()
+    receiver.delay_s = 3.0
+    _register(api, admin, receiver.url, event_types=["claim.paid"])
+    _auto_approved_claim(api)
+    _relay(container)
+    sending = threading.Thread(target=dispatcher.run_once)
+    sending.start()
+    try:
+        assert receiver.in_request.wait(10)
+        started = time.perf_counter()
+        api.put_order("ord-2")
+        claim = _auto_approved_claim(api, "ord-2", seed=1)  # upload + claim + payout, committed
+        elapsed = time.perf_counter() - started
+    finally:
+        sending.join()
+    assert claim and elapsed < 2.0, f"upload + claim took {elapsed:.2f} s behind a slow receiver"
+    assert receiver.accepted and sending.is_alive() is False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,6 +27,8 @@ class Receiver:
     url: str
     script: list[int] = field(default_factory=list)  # statuses to answer, in order, then 204
     extra_headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # how long each request takes to answer
+    in_request: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,6 +52,8 @@ class ReceiverServer:
             def do_POST(self) -> None:
                 receiver = receiver_ref[0]
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.in_request.set()
+                time.sleep(receiver.delay_s)
                 status = receiver.answer()
                 with receiver.lock:
                     receiver.requests.append(
