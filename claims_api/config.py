@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         default=8,
         ge=1,
-        description="Webhook POSTs one relay sends at once, so that a slow receiver delays "
-        "only its own deliveries.",
+        description="Webhook POSTs one relay sends at once (a batch's POSTs run side by side; "
+        "the next batch starts when the slowest has answered or timed out).",
     )
     nats_url: str | None = Field(
         default=None,
