@@ -3,43 +3,35 @@ written, and the next event of each aggregate continues from there (both backend
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, text
 
 from claims_api.db import Database
 from claims_api.events import service as events
-from claims_api.migrate import upgrade
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, _postgres_available
+from claims_api.migrate import alembic_config, current_revision, upgrade
+from tests.conftest import migrated_postgres_schema
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def empty_url(request, tmp_path) -> Iterator[str]:
+def url_at_0004(request, tmp_path) -> Iterator[str]:
+    """A database migrated to the head and back down to 0004 (the downgrade is tested too)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        upgrade(url)
+        command.downgrade(alembic_config(url), "0004")
+        yield url
         return
-    problem = _postgres_available()
-    if problem:
-        if REQUIRE_POSTGRES:
-            pytest.fail(problem)
-        pytest.skip(problem)
-    schema = f"fcm_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with migrated_postgres_schema() as url:
+        command.downgrade(alembic_config(url), "0004")
+        yield url
 
 
-def test_existing_events_are_numbered_per_aggregate(empty_url):
-    upgrade(empty_url, "0004")
-    engine = create_engine(empty_url)
+def test_existing_events_are_numbered_per_aggregate(url_at_0004):
+    assert current_revision(url_at_0004) == "0004"
+    engine = create_engine(url_at_0004)
     with engine.begin() as conn:
         for n, (kind, aggregate) in enumerate(
             [("claim", "a"), ("claim", "b"), ("claim", "a"), ("sku", "a"), ("claim", "a")]
@@ -54,9 +46,9 @@ def test_existing_events_are_numbered_per_aggregate(empty_url):
             )
     engine.dispose()
 
-    upgrade(empty_url)
+    upgrade(url_at_0004)
 
-    db = Database(empty_url)
+    db = Database(url_at_0004)
     try:
         with db.session() as session:
             numbered = session.execute(
