@@ -179,6 +179,14 @@ def outcome_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def event_catalogue() -> str:
+    """docs/events.md: every event type, its JSON schema and an example
+    (``claims_api.events.catalogue``)."""
+    from claims_api.events.catalogue import render_markdown
+
+    return render_markdown()
+
+
 def policy_table() -> str:
     from claims_api.rules.policy import Policy
 
@@ -191,6 +199,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "review-reasons": review_reasons_table,
     "customer-outcomes": outcome_table,
     "policy": policy_table,
+    "events": event_catalogue,
 }
 
 

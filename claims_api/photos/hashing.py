@@ -257,8 +257,8 @@ def compute_hashes(image: Image.Image) -> PhotoHashes:
     """The stored hashes of an upright photo (pass the small decoded image).
 
     Same bits as :func:`hash_region` on the whole image and each of :func:`crop_windows`
-    (tests/photos/test_hashing.py checks it), computed for all 23 regions at once: one stacked matrix
-    product per resampling pass and one for the DCT, instead of 115 small ones."""
+    (tests/photos/test_hashing.py checks it), computed for all 23 regions at once: one stacked
+    matrix product per resampling pass and one for the DCT, instead of 115 small ones."""
     grey = _grey(image)
     p_rows, p_cols, d_rows, d_cols = _window_weights(*grey.shape)
     p32 = np.matmul(np.matmul(p_rows, grey), p_cols.transpose(0, 2, 1))
