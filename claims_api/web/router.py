@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -27,7 +27,7 @@ from claims_api.errors import ApiError
 from claims_api.photos import service as photos
 from claims_api.review import service as review
 from claims_api.review.stats import reviewer_stats
-from claims_api.web import filters, service
+from claims_api.web import filters, service, webhooks
 from claims_api.web.heatmap import BadCam, heatmap_png
 from claims_api.web.session import (
     LANG_COOKIE,
@@ -43,6 +43,7 @@ from claims_api.web.session import (
 from claims_api.web.text import (
     code_label,
     customer_message,
+    disabled_reason,
     error_text,
     locale_for,
     named,
@@ -495,6 +496,80 @@ def admin_page(request: Request, user: PageUser, days: int = 7) -> Response:
     with _container(request).db.read_session() as session:
         stats = reviewer_stats(session, days)
     return _render(request, "admin.html", user, stats=stats, days=days)
+
+
+# ---------------------------------------------------------------- admin: webhooks
+
+
+def _webhooks_url(endpoint_id: str, status: str | None = None, **notice: object) -> str:
+    query = {"endpoint": endpoint_id, "status": status or "", **notice}
+    return "/web/admin/webhooks?" + urlencode({k: v for k, v in query.items() if v != ""})
+
+
+@router.get("/admin/webhooks")
+def webhooks_page(
+    request: Request,
+    user: PageUser,
+    endpoint: str | None = None,
+    status: str | None = None,
+    notice: str | None = None,
+    count: int = 0,
+) -> Response:
+    if not user.is_admin:
+        return _render(request, "error.html", user, 403, code="forbidden")
+    with _container(request).db.read_session() as session:
+        view = webhooks.webhooks_view(session, (endpoint or "")[:40] or None, status)
+        if endpoint and view.selected is None:
+            return _render(request, "error.html", user, 404, code="webhook_not_found")
+        return _render(
+            request,
+            "webhooks.html",
+            user,
+            view=view,
+            can_retry=webhooks.can_retry,
+            reason_text=partial(disabled_reason, _locale(request)),
+            since=webhooks.default_since(),
+            notice=notice if notice in ("retried", "recovered") else None,
+            count=count,
+        )
+
+
+def _admin_form(request: Request, user: WebUser, form: dict[str, str]) -> Response | None:
+    """The 403 page for a reviewer who is not an admin; a 403 for a missing CSRF token."""
+    if not user.is_admin:
+        return _render(request, "error.html", user, 403, code="forbidden")
+    _require_csrf(request, user, form)
+    return None
+
+
+@router.post("/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry")
+def retry_delivery(
+    request: Request, endpoint_id: str, delivery_id: str, user: PageUser, form: Form
+) -> Response:
+    if refused := _admin_form(request, user, form):
+        return refused
+    try:
+        with _container(request).db.session() as session:
+            webhooks.retry(session, user.principal, endpoint_id, delivery_id)
+    except ApiError as exc:
+        return _render(request, "error.html", user, exc.status, code=exc.code)
+    return _redirect(_webhooks_url(endpoint_id, form.get("status"), notice="retried"))
+
+
+@router.post("/admin/webhooks/{endpoint_id}/recover")
+def recover_deliveries(request: Request, endpoint_id: str, user: PageUser, form: Form) -> Response:
+    if refused := _admin_form(request, user, form):
+        return refused
+    try:
+        with _container(request).db.session() as session:
+            count = webhooks.recover(session, user.principal, endpoint_id, form.get("since"))
+    except webhooks.BadSince:
+        return _render(request, "error.html", user, 422, code="bad_since")
+    except ApiError as exc:
+        return _render(request, "error.html", user, exc.status, code=exc.code)
+    return _redirect(
+        _webhooks_url(endpoint_id, form.get("status"), notice="recovered", count=count)
+    )
 
 
 # ---------------------------------------------------------------- unknown pages (keep last)

@@ -4,6 +4,7 @@ a decision sends the customer live with the claim rules (:mod:`claims_api.rules.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -134,3 +135,28 @@ def sentence(locale: str, code: str, fallback: str = "") -> str:
 
 def catalogue_keys(locale: str) -> set[str]:
     return set(_catalogue(locale))
+
+
+# why an endpoint is disabled, as the webhooks service words it (English, for the API and the
+# logs); the page shows it in the UI language, and a reason it does not know as it is
+_DISABLED_REASONS = (
+    (re.compile(r"the endpoint answered 410 Gone"), "webhooks.reason.gone"),
+    (re.compile(r"no successful delivery since (?P<since>\S+)"), "webhooks.reason.failing"),
+    (re.compile(r"disabled by (?P<kind>\w+) (?P<who>\S+)"), "webhooks.reason.by"),
+)
+
+
+def disabled_reason(locale: str, reason: str | None) -> str:
+    if not reason:
+        return ""
+    for pattern, key in _DISABLED_REASONS:
+        if match := pattern.fullmatch(reason):
+            found = match.groupdict()
+            params: dict[str, object] = {}
+            if "since" in found:
+                params["since"] = filters.when(found["since"])
+            if "kind" in found:
+                params["kind"] = code_label(locale, "actor", found["kind"])
+                params["who"] = found["who"]
+            return translate(locale, key, **params)
+    return reason

@@ -21,7 +21,9 @@ import uvicorn
 from PIL import Image, ImageFilter
 from sqlalchemy import select, update
 
+from claims_api.auth.principal import SYSTEM
 from claims_api.auth.service import create_reviewer
+from claims_api.background import outbox_relay
 from claims_api.claims.models import Claim
 from claims_api.config import Settings
 from claims_api.container import Container, build_container
@@ -30,9 +32,13 @@ from claims_api.main import create_app
 from claims_api.migrate import upgrade
 from claims_api.photos.models import PhotoView
 from claims_api.review.models import ReviewDecision
+from claims_api.webhooks import service as webhooks
+from claims_api.webhooks.dispatch import RETRY_SCHEDULE_S, WebhookDispatcher
+from claims_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from data.synthetic import make_fruit
 from tests.conftest import REPO, dataset_dir
 from tests.support.api import Api, jpeg_bytes
+from tests.support.webhook_receiver import ReceiverServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]  # one Chromium
 
@@ -572,4 +578,92 @@ def test_screenshot_of_a_matched_duplicate_beside_the_earlier_photo(browser, liv
         }
     matched = panel.first.get_attribute("data-duplicate")
     assert (matched, "review_duplicate") in purposes
+    context.close()
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def _webhook_deliveries(live: Live) -> str:
+    """Three endpoints after two paid claims: one healthy, one whose receiver failed every
+    attempt at each claim's first event (dead, the later events held back behind it), one
+    disabled by a 410. Returns the failing endpoint's id."""
+    servers = [ReceiverServer() for _ in range(3)]
+    healthy, failing, gone = (server.receiver for server in servers)
+    failing.script.extend([500] * len(RETRY_SCHEDULE_S) * 2)
+    gone.script.append(410)
+    ids = []
+    with live.container.db.session() as session:
+        for receiver, types, description in (
+            (healthy, ["claim.*"], "Shop backend: refund notices"),
+            (failing, ["claim.approved", "claim.paid", "claim.submitted"], "Mini-program messages"),
+            (gone, [], "Data team sandbox"),
+        ):
+            endpoint = webhooks.create_endpoint(
+                session, SYSTEM, receiver.url, types, description, allow_private=True
+            )
+            ids.append(endpoint.id)
+    for i in range(2):
+        customer = live.api.customer(f"cust-wh-{i}")
+        live.api.put_order(f"WH-{i}", customer_id=f"cust-wh-{i}")
+        photo = live.api.upload_fruit(customer, seed=i)
+        assert live.api.claim(customer, [photo], order_id=f"WH-{i}").json()["status"] == "paid"
+    relay = outbox_relay(live.container.db)
+    while relay.run_once():
+        pass
+    offset = timedelta()
+    sender = WebhookDispatcher(
+        live.container.db, timeout_s=5, clock=lambda: utcnow() + offset, jitter=lambda: 0.5
+    )
+    try:
+        for _ in range(len(RETRY_SCHEDULE_S) + 1):
+            sender.drain()
+            offset += timedelta(hours=11)
+    finally:
+        sender.close()
+        for server in servers:
+            server.close()
+    _move_back(live, offset)
+    return ids[1]
+
+
+def _move_back(live: Live, offset: timedelta) -> None:
+    """The schedule ran on a clock moved ``offset`` ahead; the page should show it as past."""
+    with live.container.db.session() as session:
+        for attempt in session.scalars(select(WebhookAttempt)):
+            attempt.attempted_at -= offset
+        for delivery in session.scalars(select(WebhookDelivery)):
+            delivery.created_at -= offset
+            delivery.next_attempt_at -= offset
+            if delivery.delivered_at:
+                delivery.delivered_at -= offset
+        for endpoint in session.scalars(select(WebhookEndpoint)):
+            if endpoint.failing_since:
+                endpoint.failing_since -= offset
+
+
+def test_screenshots_of_the_webhooks_page(browser, live):
+    failing = _webhook_deliveries(live)
+    live.reviewer("boss", role="admin")
+    for locale, name in (("en-US", "webhooks-1366x768.png"), ("zh-CN", "webhooks-zh-1366x768.png")):
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale=locale)
+        page = sign_in(context, live, "boss")
+        page.locator('a[data-nav="webhooks"]').click()
+        page.wait_for_url("**/web/admin/webhooks")
+        assert page.locator("tr[data-endpoint]").count() == 3
+        page.goto(f"{live.url}/web/admin/webhooks?endpoint={failing}")
+        dead = page.locator('tr[data-status="dead"]')
+        assert dead.count() == 2 and dead.locator("button").count() == 2
+        _save_png(page.screenshot(), name)
+        context.close()
+
+    # the retry button re-queues the dead delivery, and the page says so
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = sign_in(context, live, "boss")
+    page.goto(f"{live.url}/web/admin/webhooks?endpoint={failing}&status=dead")
+    with page.expect_navigation():
+        page.locator('tr[data-status="dead"] button').first.click()
+    assert "notice=retried" in page.url and "status=dead" in page.url
+    assert page.locator('tr[data-status="dead"]').count() == 1
+    assert page.locator("p.notice").is_visible()
     context.close()
