@@ -1,0 +1,166 @@
+"""Certify the auto-approve threshold per produce kind (Learn-then-Test, fixed sequence).
+
+For each produce kind, candidate thresholds on ``p_rotten`` are tested in a fixed order from
+strict to loose. At each threshold the photos of that kind the model would auto-approve are
+the approvals; a fresh photo among them is an error (paying for produce that was fine). The
+hypothesis "precision < target" is rejected when the exact one-sided Clopper–Pearson upper
+bound on the error rate, at confidence 1 − δ, is at most 1 − target. Testing stops at the
+first threshold that fails; the last one that passed is certified. Because the order is
+fixed before the data is seen, the certified threshold has precision ≥ target with
+probability ≥ 1 − δ without a multiplicity correction (Angelopoulos et al., *Learn then
+Test*, 2021).
+
+Too few labelled approvals can never pass: with no error at all, 99% at 95% needs 299
+approvals (298 give an upper bound of 1.0002%), with one error 473. A strict threshold that
+approves few photos therefore ends the sequence early; that is the price of a valid
+guarantee, and the report says how many approvals each threshold had.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from scipy.stats import beta
+
+from claims_api.inference.metadata import KindCertificate
+
+DEFAULT_TARGET = 0.99
+DEFAULT_DELTA = 0.05
+# Strict to loose: the order is part of the procedure and must not depend on the data.
+DEFAULT_THRESHOLDS = tuple(round(0.999 - 0.001 * i, 3) for i in range(10)) + tuple(
+    round(0.98 - 0.01 * i, 2) for i in range(49)
+)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One held-out labelled photo: its kind, the model's ``p_rotten``, whether a person (or
+    the dataset) says it is rotten, and whether the rest of the gate (OOD, produce match,
+    quality) would let it through at all."""
+
+    kind: str
+    p_rotten: float
+    rotten: bool
+    sample_id: str = ""
+    gate_passes: bool = True
+
+
+@dataclass(frozen=True)
+class Step:
+    """One tested threshold: ``n`` approvals, ``errors`` of them fresh, the precision's
+    lower confidence bound, and whether the hypothesis "precision < target" was rejected."""
+
+    threshold: float
+    n: int
+    errors: int
+    lower_bound: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class KindReport:
+    kind: str
+    steps: tuple[Step, ...]
+    certificate: KindCertificate | None
+
+    @property
+    def reason(self) -> str:
+        if self.certificate is not None:
+            return (
+                f"certified at {self.certificate.threshold} "
+                f"(n={self.certificate.n}, errors={self.certificate.errors})"
+            )
+        first = self.steps[0] if self.steps else None
+        if first is None:
+            return "no candidate thresholds"
+        return (
+            f"the strictest threshold {first.threshold} failed: n={first.n}, errors="
+            f"{first.errors}, precision lower bound {first.lower_bound:.4f}"
+        )
+
+
+def error_upper_bound(errors: int, n: int, delta: float) -> float:
+    """Exact one-sided (Clopper–Pearson) upper confidence bound, at 1 − ``delta``, on an
+    error rate from ``errors`` errors in ``n`` trials."""
+    if not 0 <= errors <= n:
+        raise ValueError(f"errors must be in 0..n, got {errors} of {n}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if n == 0 or errors == n:
+        return 1.0
+    return float(beta.ppf(1 - delta, errors + 1, n - errors))
+
+
+def precision_lower_bound(n: int, errors: int, delta: float) -> float:
+    return 1.0 - error_upper_bound(errors, n, delta)
+
+
+def fingerprint(samples: Iterable[Labelled]) -> str:
+    """sha256 of the calibration data as used (order-independent)."""
+    rows = sorted(
+        (s.kind, s.sample_id, round(s.p_rotten, 6), s.rotten, s.gate_passes) for s in samples
+    )
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def _step(samples: Sequence[Labelled], threshold: float, target: float, delta: float) -> Step:
+    approved = [s for s in samples if s.gate_passes and s.p_rotten >= threshold]
+    errors = sum(not s.rotten for s in approved)
+    bound = precision_lower_bound(len(approved), errors, delta)
+    return Step(threshold, len(approved), errors, bound, bound >= target)
+
+
+def certify_kind(
+    kind: str,
+    samples: Sequence[Labelled],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    target: float = DEFAULT_TARGET,
+    delta: float = DEFAULT_DELTA,
+    data_fingerprint: str | None = None,
+) -> KindReport:
+    """Fixed-sequence test of ``thresholds`` (strict to loose, as given) on ``samples`` of
+    one kind; certifies the last threshold before the first failure, if any."""
+    if list(thresholds) != sorted(thresholds, reverse=True):
+        raise ValueError("thresholds must go from strict (high) to loose (low)")
+    mine = [s for s in samples if s.kind == kind]
+    steps: list[Step] = []
+    for threshold in thresholds:
+        step = _step(mine, threshold, target, delta)
+        steps.append(step)
+        if not step.passed:
+            break
+    passed = [s for s in steps if s.passed]
+    if not passed:
+        return KindReport(kind, tuple(steps), None)
+    best = passed[-1]
+    certificate = KindCertificate(
+        kind=kind,
+        threshold=best.threshold,
+        n=best.n,
+        errors=best.errors,
+        precision_lower_bound=round(best.lower_bound, 6),
+        delta=delta,
+        target_precision=target,
+        data_fingerprint=data_fingerprint or fingerprint(mine),
+    )
+    return KindReport(kind, tuple(steps), certificate)
+
+
+def certify(
+    samples: Sequence[Labelled],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    target: float = DEFAULT_TARGET,
+    delta: float = DEFAULT_DELTA,
+) -> dict[str, KindReport]:
+    """One report per kind present in ``samples``; the fingerprint covers all the data."""
+    print_ = fingerprint(samples)
+    kinds = sorted({s.kind for s in samples})
+    return {k: certify_kind(k, samples, thresholds, target, delta, print_) for k in kinds}
+
+
+def certificates(reports: dict[str, KindReport]) -> dict[str, KindCertificate]:
+    """The certified kinds only, as the model metadata stores them."""
+    return {k: r.certificate for k, r in reports.items() if r.certificate is not None}
