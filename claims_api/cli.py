@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from claims_api.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from claims_api.rules.gate import PhotoGate
 
 app = typer.Typer(help="FreshClaim: AI claims review for fresh-food retail.", no_args_is_help=True)
 keys_app = typer.Typer(help="Shop-backend and admin API keys.", no_args_is_help=True)
 reviewers_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(reviewers_app, name="reviewers")
+
+
+class CertificationMode(StrEnum):
+    certified = "certified"
+    validated = "validated"
 
 
 @app.command()
@@ -179,6 +188,13 @@ def predict(
             "produce-match rule.",
         ),
     ] = None,
+    mode: Annotated[
+        CertificationMode | None,
+        typer.Option(
+            help="certified: a kind auto-approves only at its certified threshold; "
+            "validated: the model's global threshold (default: the policy's mode).",
+        ),
+    ] = None,
 ) -> None:
     """Score photos exactly as the service does (same decoding, same model code) and give
     the photo gate's answer: ``auto_approvable`` and the reason codes that keep it from that
@@ -186,8 +202,10 @@ def predict(
     from claims_api.inference.model import Classifier, ModelLoadError
     from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
     from claims_api.rules.gate import photo_gate
+    from claims_api.rules.policy import load_policy
 
     settings = get_settings()
+    policy_mode = mode.value if mode else load_policy(settings.policy_file).certification_mode
     path = model or settings.resolved_model_path()
     if path is None:
         typer.echo(f"error: {_no_model_found(settings)}", err=True)
@@ -212,7 +230,7 @@ def predict(
         else:
             scores = classifier.score(processed.small_image)
             quality = [p.code for p in processed.quality.problems]
-            gate = photo_gate(scores, produce, quality)
+            gate = photo_gate(scores, produce, quality, policy_mode)
             row = {
                 "path": str(image),
                 "produce": scores.produce,
@@ -222,6 +240,7 @@ def predict(
                 "in_distribution": scores.in_distribution,
                 "auto_approvable": gate.auto_approvable,
                 "reasons": list(gate.codes),
+                **_certification_report(gate),
                 "model_version": scores.model_version,
                 "quality_ok": processed.quality.ok,
                 "quality_problems": quality,
@@ -244,6 +263,29 @@ def docs(
     from claims_api import docgen
 
     raise typer.Exit(docgen.main(["--check"] if check else []))
+
+
+def _certification_report(gate: PhotoGate) -> dict:
+    """Whether the photo's kind is certified, and why the photo is (not) auto-approvable."""
+    cert = gate.certification
+    if cert is None:
+        return {"kind": None, "certification": None, "why": "the photo could not be scored"}
+    if gate.auto_approvable:
+        why = (
+            f"auto-approvable: {cert.kind} is certified at {cert.threshold}"
+            if cert.used_certificate
+            else f"auto-approvable at the model's validated, uncertified threshold {cert.threshold}"
+        )
+    else:
+        why = "not auto-approvable: " + ", ".join(gate.codes)
+    return {
+        "kind": cert.kind,
+        "kind_certified": cert.certificate is not None,
+        "certification": cert.status,
+        "threshold": cert.threshold,
+        "certificate": cert.used_certificate,
+        "why": why,
+    }
 
 
 def _no_model_found(settings: Settings) -> str:
