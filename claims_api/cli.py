@@ -20,7 +20,9 @@ app = typer.Typer(help="FreshClaim: AI claims review for fresh-food retail.", no
 keys_app = typer.Typer(help="Shop-backend and admin API keys.", no_args_is_help=True)
 reviewers_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+dataset_app = typer.Typer(help="Training data from reviewers' labels.", no_args_is_help=True)
 app.add_typer(reviewers_app, name="reviewers")
+app.add_typer(dataset_app, name="dataset")
 
 
 class CertificationMode(StrEnum):
@@ -251,6 +253,37 @@ def predict(
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
     if failed:
         raise typer.Exit(1)
+
+
+@dataset_app.command("export")
+def dataset_export(
+    since: Annotated[str, typer.Option(help="Labels from this ISO date or time on.")],
+    out: Annotated[Path, typer.Option(help="Folder for manifest.csv, images/, datasheet.")],
+) -> None:
+    """Reviewer-labelled photos of consenting customers, in the manifest format of data/,
+    split by customer, duplicates removed, with a datasheet (see
+    claims_api.retraining.export for the label sources and the conflict rule)."""
+    from datetime import UTC, datetime
+
+    from claims_api.container import build_storage
+    from claims_api.db import Database
+    from claims_api.retraining.export import export_dataset
+    from claims_api.rules.policy import load_policy
+
+    try:
+        start = datetime.fromisoformat(since)
+    except ValueError as exc:
+        typer.echo(f"error: --since {since!r} is not an ISO date or time", err=True)
+        raise typer.Exit(2) from exc
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    settings = get_settings()
+    policy = load_policy(settings.policy_file)
+    db = Database(settings.resolved_database_url)
+    with db.read_session() as session:
+        sheet = export_dataset(
+            session, build_storage(settings), start, out, policy.duplicate_max_distance
+        )
+    typer.echo(json.dumps(sheet, ensure_ascii=False, indent=2))
 
 
 @app.command()
