@@ -197,3 +197,23 @@ def test_the_cli_exports_and_prints_the_datasheet(api, container, settings, tmp_
     rows = list(csv.DictReader((out / "manifest.csv").read_text().splitlines()))
     assert [r["source_path"] for r in rows] == [photo]
     assert bad.exit_code == 2 and "ISO date" in bad.output
+
+
+def test_a_flipped_copy_is_a_near_duplicate(api, container, tmp_path):
+    from PIL import ImageOps
+
+    reviewer = api.reviewer()
+    image = make_fruit("orange", rotten=True, seed=11)
+    ids = []
+    for customer_id, copy in (("cust-a", image), ("cust-b", ImageOps.mirror(image))):
+        api.put_order(order_id=f"ord-{customer_id}", customer_id=customer_id)
+        response = api.upload(api.customer(customer_id), jpeg_bytes(copy, quality=80))
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+        _label(api, reviewer, ids[-1], "rotten", "orange")
+        _consent(api, customer_id, training=True)
+
+    sheet, rows = _export(container, tmp_path / "export")
+
+    assert [r["source_path"] for r in rows] == [ids[0]]
+    assert sheet["excluded"] == {"duplicate": 1}

@@ -174,22 +174,35 @@ def resolve(labels: list[Label]) -> dict[str, Label]:
     return chosen
 
 
-def _near(a: dict, b: dict, max_distance: int) -> bool:
+def _pairs(hashes: dict, *, with_queries: bool) -> list[tuple[int, int]]:
+    """The whole photo's (pHash, dHash); with its 8 rotated/flipped query hashes too."""
     try:
-        pa, da, pb, db = (int(h, 16) for h in (a["phash"], a["dhash"], b["phash"], b["dhash"]))
+        pairs = [(int(hashes["phash"], 16), int(hashes["dhash"], 16))]
+        if with_queries:
+            pairs += [(int(p, 16), int(d, 16)) for p, d in hashes.get("queries", [])]
     except (KeyError, TypeError, ValueError):
-        return False
-    return (pa ^ pb).bit_count() + (da ^ db).bit_count() <= max_distance
+        return []
+    return pairs
+
+
+def _near(photo: Photo, kept: Photo, max_distance: int) -> bool:
+    """Near copies, as the upload check sees them: a rotated or flipped copy matches too."""
+    whole = _pairs(kept.hashes, with_queries=False)
+    return any(
+        (p ^ kp).bit_count() + (d ^ kd).bit_count() <= max_distance
+        for p, d in _pairs(photo.hashes, with_queries=True)
+        for kp, kd in whole
+    )
 
 
 def deduplicate(photos: list[Photo], max_distance: int) -> tuple[list[Photo], int]:
     """The earliest of each group of exact or near copies; and how many were dropped.
-    Pairwise on the whole-photo hashes: an export is thousands of photos, not millions."""
+    Pairwise on the stored hashes: an export is thousands of photos, not millions."""
     kept: list[Photo] = []
     seen: set[str] = set()
     for photo in sorted(photos, key=lambda p: (p.created_at, p.id)):
         digests = {photo.sha256, photo.original_sha256}
-        if digests & seen or any(_near(photo.hashes, k.hashes, max_distance) for k in kept):
+        if digests & seen or any(_near(photo, k, max_distance) for k in kept):
             continue
         seen |= digests
         kept.append(photo)
@@ -242,8 +255,10 @@ def export_dataset(
             sheet.excluded["erased"] += 1
         elif photo.customer_id not in allowed:
             sheet.excluded["no_training_consent"] += 1
-        elif label.condition not in ("rotten", "fresh") or not label.produce:
+        elif label.condition not in ("rotten", "fresh"):
             sheet.excluded[f"label_{label.condition}"] += 1
+        elif not label.produce:
+            sheet.excluded["label_without_produce"] += 1
         else:
             usable.append(photo)
     kept, dropped = deduplicate(usable, max_distance)
