@@ -119,3 +119,45 @@ def test_a_certificate_below_its_target_is_invalid():
 def test_bounds_are_monotone_in_errors():
     bounds = [error_upper_bound(k, 500, 0.05) for k in range(5)]
     assert bounds == sorted(bounds) and not any(math.isnan(b) for b in bounds)
+
+
+def test_the_command_certifies_a_model_from_a_manifest(tmp_path, tiny_model_path):
+    """Held-out labelled photos → per-kind certificates in a copy of the model: apple has
+    enough clean approvals at 90%/95%, banana (5 photos) stays off."""
+    import csv
+
+    from claims_api.inference.model import Classifier
+    from data.synthetic import make_fruit
+    from training.certify import main
+
+    root = tmp_path / "held-out"
+    (root / "images").mkdir(parents=True)
+    rows = []
+    plan = [("apple", True, 40), ("apple", False, 10), ("banana", True, 5)]
+    for produce, rotten, count in plan:
+        for seed in range(count):
+            name = f"images/{produce}-{rotten}-{seed}.jpg"
+            make_fruit(produce, rotten=rotten, seed=seed).save(root / name, quality=90)
+            condition = "rotten" if rotten else "fresh"
+            rows.append([name, produce, condition, "test", "synthetic", "", 0, 0])
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["image", "produce", "condition", "split", "source_repo", "source_path", "width",
+             "height"]
+        )
+        writer.writerows(rows)
+    out = tmp_path / "certified.onnx"
+
+    reports = main(
+        [str(tiny_model_path), "--manifest", str(root), "--thresholds", "0.95", "0.5",
+         "--target", "0.9", "--out", str(out)]
+    )
+
+    assert reports["apple"].certificate is not None
+    assert reports["apple"].certificate.errors == 0 and reports["apple"].certificate.n >= 29
+    assert reports["banana"].certificate is None
+    certified = Classifier(out).metadata
+    assert set(certified.certificates) == {"apple"}
+    assert certified.certificates["apple"] == reports["apple"].certificate
+    assert Classifier(tiny_model_path).metadata.certificates == {}

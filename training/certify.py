@@ -14,6 +14,12 @@ Too few labelled approvals can never pass: with no error at all, 99% at 95% need
 approvals (298 give an upper bound of 1.0002%), with one error 473. A strict threshold that
 approves few photos therefore ends the sequence early; that is the price of a valid
 guarantee, and the report says how many approvals each threshold had.
+
+    python -m training.certify models/<file>.onnx --manifest <dataset or export> \
+        [--manifest …] [--splits val test] --out models/<file>-certified.onnx
+
+scores the held-out photos exactly as the service does, prints the per-kind table and writes
+a copy of the model whose metadata carries the certificates (``certified`` mode reads them).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from scipy.stats import beta
 
@@ -164,3 +172,124 @@ def certify(
 def certificates(reports: dict[str, KindReport]) -> dict[str, KindCertificate]:
     """The certified kinds only, as the model metadata stores them."""
     return {k: r.certificate for k, r in reports.items() if r.certificate is not None}
+
+
+# --- command line: certify a model on held-out labelled photos -----------------------------
+
+
+def labelled_from_manifests(
+    classifier: Any, manifests: Sequence[Path], splits: Sequence[str]
+) -> list[Labelled]:
+    """Scores every photo of ``splits`` exactly as the service does (same decoding, quality
+    check and gate). ``gate_passes``: nothing but the rotten threshold keeps it from
+    auto-approval for its own kind."""
+    from claims_api.config import Settings
+    from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
+    from claims_api.rules.gate import photo_gate
+    from data.manifest import read_manifest, select
+
+    settings = Settings()
+    limits = ImageLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        stored_max_side=settings.stored_photo_max_side,
+    )
+    samples = []
+    for root in manifests:
+        for record in select(read_manifest(root), splits=splits):
+            try:
+                processed = process_upload((Path(root) / record.image).read_bytes(), limits)
+            except PhotoRejected:
+                continue  # the service would refuse the upload: never auto-approved
+            scores = classifier.score(processed.small_image)
+            quality = [p.code for p in processed.quality.problems]
+            codes = set(photo_gate(scores, record.produce, quality).codes)
+            samples.append(
+                Labelled(
+                    kind=record.produce,
+                    p_rotten=scores.p_rotten,
+                    rotten=record.condition == "rotten",
+                    sample_id=f"{Path(root).name}/{record.image}",
+                    gate_passes=not (codes - {"model_not_confident"}),
+                )
+            )
+    return samples
+
+
+def write_certificates(model: Path, out: Path, certs: dict[str, KindCertificate]) -> None:
+    """A copy of ``model`` whose metadata carries ``certs`` (the graph is unchanged)."""
+    import onnx
+
+    from claims_api.inference.metadata import METADATA_KEY
+    from claims_api.inference.model import Classifier
+
+    metadata = Classifier(model).metadata.model_copy(update={"certificates": certs})
+    metadata = type(metadata).model_validate(metadata.model_dump())  # re-checks the kinds
+    proto = onnx.load(str(model))
+    for prop in list(proto.metadata_props):
+        if prop.key == METADATA_KEY:
+            proto.metadata_props.remove(prop)
+    onnx.helper.set_model_props(proto, {METADATA_KEY: metadata.to_json()})
+    onnx.save(proto, str(out))
+
+
+def _table(reports: dict[str, KindReport]) -> str:
+    lines = [
+        "kind | certified threshold | n | errors | precision ≥ | why",
+        "---|---|---|---|---|---",
+    ]
+    for kind, report in reports.items():
+        cert = report.certificate
+        if cert:
+            lines.append(
+                f"{kind} | {cert.threshold} | {cert.n} | {cert.errors} | "
+                f"{cert.precision_lower_bound:.4f} | {report.reason}"
+            )
+        else:
+            lines.append(f"{kind} | — | | | | {report.reason}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, KindReport]:
+    import argparse
+
+    from claims_api.inference.model import Classifier
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        action="append",
+        required=True,
+        help="a folder with manifest.csv (a dataset or a `freshclaim dataset export`); repeat",
+    )
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=["val", "test"],
+        help="held-out splits to certify on (never the training split)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=DEFAULT_THRESHOLDS,
+        help="candidate thresholds, strict (high) to loose (low)",
+    )
+    parser.add_argument("--target", type=float, default=DEFAULT_TARGET)
+    parser.add_argument("--delta", type=float, default=DEFAULT_DELTA)
+    parser.add_argument("--out", type=Path, help="write a copy of the model with certificates")
+    args = parser.parse_args(argv)
+
+    samples = labelled_from_manifests(Classifier(args.model), args.manifest, args.splits)
+    reports = certify(samples, args.thresholds, args.target, args.delta)
+    print(_table(reports))
+    if args.out:
+        write_certificates(args.model, args.out, certificates(reports))
+        print(f"wrote {args.out} with {len(certificates(reports))} certified kind(s)")
+    return reports
+
+
+if __name__ == "__main__":
+    main()
