@@ -113,3 +113,16 @@ def test_the_draw_decides_and_is_recorded():
     assert claim.decision["audit"] == {"share": 0.02, "selected": False}
     assert sample_auto_approval(claim, Policy(), draw=0.01)
     assert claim.decision["audit"]["state"] == "pending"
+
+
+def test_each_reviewer_gets_their_own_audit_and_keeps_it(api):
+    first_claim, second_claim = _paid_claim(api, "ord-1"), _paid_claim(api, "ord-2")
+    one, two = api.reviewer(), api.reviewer()
+    lease = api.client.post("/v1/review/audit/lease", headers=one).json()
+    assert lease["claim_id"] == first_claim
+    assert api.client.post("/v1/review/audit/lease", headers=two).json()["claim_id"] == second_claim
+    again = api.client.post("/v1/review/audit/lease", headers=one).json()
+    assert again["claim_id"] == first_claim
+    assert again["lease_expires_at"] >= lease["lease_expires_at"]
+    queue = api.client.get("/v1/review/audit", headers=one).json()
+    assert {i["lease_holder"] is not None for i in queue["items"]} == {True}

@@ -99,22 +99,39 @@ def _item(claim: Claim, produce: str, now: datetime) -> AuditItem:
     )
 
 
-def lease_next(session: Session, reviewer: Principal, lease_seconds: int) -> Claim | None:
-    """The reviewer's current audit lease (extended), else the oldest free one. Candidates
-    are locked ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers), so two
-    reviewers never take the same one."""
-    now = utcnow()
-    candidates = session.scalars(
-        select(Claim)
-        .where(_state() == PENDING)
-        .order_by(Claim.paid_at, Claim.id)
-        .limit(50)
+def _pending(batch: int, offset: int = 0, holder: str | None = None):
+    query = select(Claim).where(_state() == PENDING)
+    if holder is not None:
+        query = query.where(Claim.decision["audit"]["lease_holder"].as_string() == holder)
+    return (
+        query.order_by(Claim.paid_at, Claim.id)
+        .limit(batch)
+        .offset(offset)
         .with_for_update(skip_locked=True)
         .options(lazyload(Claim.photos))
-    ).all()
-    held = [c for c in candidates if _lease(c)[0] == reviewer.id and not _free(c, now)]
-    free = [c for c in candidates if _free(c, now)]
-    claim = (held or free or [None])[0]
+    )
+
+
+def _next_for(session: Session, reviewer: Principal, now: datetime) -> Claim | None:
+    """The reviewer's own live lease first, then the oldest free audit. Rows are locked
+    ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers), so two reviewers
+    never take the same one; the lease's expiry lives in JSON, so it is judged here."""
+    for claim in session.scalars(_pending(5, holder=reviewer.id)):
+        if not _free(claim, now):
+            return claim
+    batch, offset = 50, 0
+    while True:
+        rows = session.scalars(_pending(batch, offset)).all()
+        free = next((c for c in rows if _free(c, now)), None)
+        if free is not None or len(rows) < batch:
+            return free
+        offset += batch
+
+
+def lease_next(session: Session, reviewer: Principal, lease_seconds: int) -> Claim | None:
+    """Leases (or extends) an audit review for ``reviewer``; None when none is free."""
+    now = utcnow()
+    claim = _next_for(session, reviewer, now)
     if claim is None:
         return None
     expires = now + timedelta(seconds=lease_seconds)
