@@ -164,10 +164,11 @@ def record_verdict(
     holder, expires = _lease(claim)
     if holder != reviewer.id or expires is None or expires <= utcnow():
         raise AuditLeaseNotHeld()
+    # The reviewer's note goes to the audit log only, where an erasure redacts free text;
+    # the label itself has none.
     verdict = {
         "verdict": body.verdict,
         "produce": body.produce,
-        "note": body.note,
         "auto_approval_correct": None if body.verdict == "unclear" else body.verdict == "rotten",
         "reviewer_id": reviewer.id,
         "reviewer": reviewer.name,
