@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import beta
-
 from claims_api.inference.metadata import KindCertificate
+from claims_api.retraining.bounds import precision_lower_bound
 
 DEFAULT_TARGET = 0.99
 DEFAULT_DELTA = 0.05
@@ -88,22 +87,6 @@ class KindReport:
             f"the strictest threshold {first.threshold} failed: n={first.n}, errors="
             f"{first.errors}, precision lower bound {first.lower_bound:.4f}"
         )
-
-
-def error_upper_bound(errors: int, n: int, delta: float) -> float:
-    """Exact one-sided (Clopper–Pearson) upper confidence bound, at 1 − ``delta``, on an
-    error rate from ``errors`` errors in ``n`` trials."""
-    if not 0 <= errors <= n:
-        raise ValueError(f"errors must be in 0..n, got {errors} of {n}")
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta}")
-    if n == 0 or errors == n:
-        return 1.0
-    return float(beta.ppf(1 - delta, errors + 1, n - errors))
-
-
-def precision_lower_bound(n: int, errors: int, delta: float) -> float:
-    return 1.0 - error_upper_bound(errors, n, delta)
 
 
 def fingerprint(samples: Iterable[Labelled]) -> str:

@@ -12,6 +12,7 @@ all auto-approvals.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,8 +24,15 @@ from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
 from claims_api.orders.models import OrderLine
+from claims_api.retraining.bounds import precision_lower_bound
 from claims_api.retraining.errors import AuditAlreadyDone, AuditLeaseNotHeld, AuditNotFound
-from claims_api.retraining.schemas import AuditItem, AuditPage, AuditVerdictIn
+from claims_api.retraining.schemas import (
+    AuditItem,
+    AuditKindSummary,
+    AuditPage,
+    AuditSummary,
+    AuditVerdictIn,
+)
 from claims_api.rules.policy import Policy
 
 PENDING, DONE = "pending", "done"
@@ -177,7 +185,53 @@ def record_verdict(
     done = {k: v for k, v in record.items() if k not in ("lease_holder", "lease_expires_at")}
     claim.decision = {**claim.decision, "audit": {**done, "state": DONE, "verdict": verdict}}
     audit_log.record(
-        session, reviewer, "claim", claim.id, "audit_verdict",
-        verdict=body.verdict, produce=body.produce, note=body.note,
+        session,
+        reviewer,
+        "claim",
+        claim.id,
+        "audit_verdict",
+        verdict=body.verdict,
+        produce=body.produce,
+        note=body.note,
     )
     return {"claim_id": claim.id, **verdict}
+
+
+SUMMARY_DELTA = 0.05
+
+
+def summary(session: Session) -> AuditSummary:
+    """The auto-approve precision measured by audits, per produce kind and certification
+    status (each stratum was sampled at one share, so its audits estimate it unbiasedly)."""
+    line = and_(OrderLine.order_id == Claim.order_id, OrderLine.line_id == Claim.line_id)
+    rows = session.execute(
+        select(Claim.decision, OrderLine.produce).join(OrderLine, line).where(_state() == DONE)
+    ).all()
+    counts: dict[tuple[str, str], Counter] = {}
+    for decision, produce in rows:
+        status = (decision.get("certification") or {}).get("status", "unknown")
+        correct = decision["audit"]["verdict"]["auto_approval_correct"]
+        key = "unclear" if correct is None else "correct" if correct else "wrong"
+        counts.setdefault((produce, status), Counter())[key] += 1
+    pending = session.scalar(select(func.count()).select_from(Claim).where(_state() == PENDING))
+    return AuditSummary(
+        pending=pending or 0,
+        kinds=[_kind_summary(p, s, c) for (p, s), c in sorted(counts.items())],
+    )
+
+
+def _kind_summary(produce: str, status: str, count: Counter) -> AuditKindSummary:
+    correct, wrong = count["correct"], count["wrong"]
+    judged = correct + wrong
+    return AuditKindSummary(
+        produce=produce,
+        certification=status,
+        audited=judged + count["unclear"],
+        correct=correct,
+        wrong=wrong,
+        unclear=count["unclear"],
+        precision=round(correct / judged, 6) if judged else None,
+        precision_lower_bound=(
+            round(precision_lower_bound(judged, wrong, SUMMARY_DELTA), 6) if judged else None
+        ),
+    )

@@ -12,7 +12,13 @@ from claims_api.deps import ContainerDep, DbSession, ReadSession, RequestLocale,
 from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, document
 from claims_api.retraining import audit
 from claims_api.retraining.errors import AuditAlreadyDone, AuditLeaseNotHeld, AuditNotFound
-from claims_api.retraining.schemas import AuditLease, AuditPage, AuditVerdictIn, AuditVerdictOut
+from claims_api.retraining.schemas import (
+    AuditLease,
+    AuditPage,
+    AuditSummary,
+    AuditVerdictIn,
+    AuditVerdictOut,
+)
 
 router = APIRouter(prefix="/v1/review/audit", tags=["review"])
 
@@ -30,6 +36,16 @@ def get_audit_queue(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AuditPage:
     return audit.queue(session, limit, offset)
+
+
+@router.get(
+    "/summary",
+    response_model=AuditSummary,
+    summary="The auto-approve precision audits measured, per produce kind, with its bound",
+    responses=document(AUTHENTICATED),
+)
+def get_audit_summary(session: ReadSession, reviewer: ReviewerPrincipal) -> AuditSummary:
+    return audit.summary(session)
 
 
 @router.post(

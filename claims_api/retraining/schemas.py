@@ -50,3 +50,21 @@ class AuditVerdictOut(BaseModel):
     auto_approval_correct: bool | None
     reviewer: str
     at: datetime
+
+
+class AuditKindSummary(BaseModel):
+    produce: str
+    certification: str = Field(description="The decisions' certification status.")
+    audited: int = Field(description="Audit verdicts given (unclear included).")
+    correct: int = Field(description="Verdict rotten: the auto-approval was right.")
+    wrong: int = Field(description="Verdict fresh or not produce: a false approval.")
+    unclear: int
+    precision: float | None = Field(description="correct / (correct + wrong).")
+    precision_lower_bound: float | None = Field(
+        description="Exact one-sided (Clopper–Pearson) lower bound at 95 %."
+    )
+
+
+class AuditSummary(BaseModel):
+    pending: int
+    kinds: list[AuditKindSummary]

@@ -7,14 +7,8 @@ import math
 import pytest
 
 from claims_api.inference.metadata import KindCertificate
-from training.certify import (
-    Labelled,
-    certificates,
-    certify,
-    certify_kind,
-    error_upper_bound,
-    precision_lower_bound,
-)
+from claims_api.retraining.bounds import error_upper_bound, precision_lower_bound
+from training.certify import Labelled, certificates, certify, certify_kind
 
 
 def _approvals(kind: str, correct: int, wrong: int, score: float = 0.99) -> list[Labelled]:

@@ -4,6 +4,7 @@ also queued for a person whose verdict is a label; the claim stays paid."""
 from __future__ import annotations
 
 import json
+import zlib
 
 import pytest
 from sqlalchemy import select
@@ -18,9 +19,11 @@ from tests.support.api import Api
 
 
 def _paid_claim(api: Api, order_id: str = "ord-1") -> str:
-    api.put_order(order_id=order_id)
-    customer = api.customer()
-    photo = api.upload_fruit(customer, rotten=True, seed=hash(order_id) % 100)
+    """A paid claim of its own customer (one customer's many claims would go to a person)."""
+    customer_id = f"cust-{order_id}"
+    api.put_order(order_id=order_id, customer_id=customer_id)
+    customer = api.customer(customer_id)
+    photo = api.upload_fruit(customer, rotten=True, seed=zlib.crc32(order_id.encode()) % 100)
     claim = api.claim(customer, [photo], order_id=order_id).json()
     assert claim["status"] == "paid"
     return claim["id"]
@@ -126,3 +129,27 @@ def test_each_reviewer_gets_their_own_audit_and_keeps_it(api):
     assert again["lease_expires_at"] >= lease["lease_expires_at"]
     queue = api.client.get("/v1/review/audit", headers=one).json()
     assert {i["lease_holder"] is not None for i in queue["items"]} == {True}
+
+
+def test_the_summary_measures_precision_per_kind_with_its_bound(api):
+    reviewer = api.reviewer()
+    verdicts = ["rotten", "rotten", "fresh", "unclear"]
+    for i, verdict in enumerate(verdicts):
+        claim_id = _paid_claim(api, f"ord-{i}")
+        assert api.client.post("/v1/review/audit/lease", headers=reviewer).status_code == 200
+        given = api.client.post(
+            f"/v1/review/audit/{claim_id}/verdict", json={"verdict": verdict}, headers=reviewer
+        )
+        assert given.status_code == 200, given.text
+    _paid_claim(api, "ord-pending")
+
+    summary = api.client.get("/v1/review/audit/summary", headers=reviewer).json()
+
+    assert summary["pending"] == 1
+    (apple,) = summary["kinds"]
+    assert (apple["produce"], apple["certification"]) == ("apple", "validated, uncertified")
+    assert (apple["audited"], apple["correct"], apple["wrong"], apple["unclear"]) == (4, 2, 1, 1)
+    assert apple["precision"] == pytest.approx(2 / 3)
+    # exact: the lower bound p solves P(X >= 2; 3, p) = 0.05, i.e. 3p^2 - 2p^3 = 0.05
+    p = apple["precision_lower_bound"]
+    assert 3 * p**2 - 2 * p**3 == pytest.approx(0.05, abs=1e-5)
