@@ -6,20 +6,31 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from claims_api.config import Settings, get_settings
 
+if TYPE_CHECKING:
+    from claims_api.rules.gate import PhotoGate
+
 app = typer.Typer(help="FreshClaim: AI claims review for fresh-food retail.", no_args_is_help=True)
 keys_app = typer.Typer(help="Shop-backend and admin API keys.", no_args_is_help=True)
 reviewers_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+dataset_app = typer.Typer(help="Training data from reviewers' labels.", no_args_is_help=True)
 app.add_typer(reviewers_app, name="reviewers")
+app.add_typer(dataset_app, name="dataset")
 webhooks_app = typer.Typer(help="Webhook endpoints and their deliveries.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+
+
+class CertificationMode(StrEnum):
+    certified = "certified"
+    validated = "validated"
 
 
 @app.command()
@@ -184,6 +195,13 @@ def predict(
             "produce-match rule.",
         ),
     ] = None,
+    mode: Annotated[
+        CertificationMode | None,
+        typer.Option(
+            help="certified: a kind auto-approves only at its certified threshold; "
+            "validated: the model's global threshold (default: the policy's mode).",
+        ),
+    ] = None,
 ) -> None:
     """Score photos exactly as the service does (same decoding, same model code) and give
     the photo gate's answer: ``auto_approvable`` and the reason codes that keep it from that
@@ -191,8 +209,10 @@ def predict(
     from claims_api.inference.model import Classifier, ModelLoadError
     from claims_api.photos.imaging import ImageLimits, PhotoRejected, process_upload
     from claims_api.rules.gate import photo_gate
+    from claims_api.rules.policy import load_policy
 
     settings = get_settings()
+    policy_mode = mode.value if mode else load_policy(settings.policy_file).certification_mode
     path = model or settings.resolved_model_path()
     if path is None:
         typer.echo(f"error: {_no_model_found(settings)}", err=True)
@@ -217,7 +237,7 @@ def predict(
         else:
             scores = classifier.score(processed.small_image)
             quality = [p.code for p in processed.quality.problems]
-            gate = photo_gate(scores, produce, quality)
+            gate = photo_gate(scores, produce, quality, policy_mode)
             row = {
                 "path": str(image),
                 "produce": scores.produce,
@@ -227,6 +247,7 @@ def predict(
                 "in_distribution": scores.in_distribution,
                 "auto_approvable": gate.auto_approvable,
                 "reasons": list(gate.codes),
+                **_certification_report(gate),
                 "model_version": scores.model_version,
                 "quality_ok": processed.quality.ok,
                 "quality_problems": quality,
@@ -239,6 +260,37 @@ def predict(
         raise typer.Exit(1)
 
 
+@dataset_app.command("export")
+def dataset_export(
+    since: Annotated[str, typer.Option(help="Labels from this ISO date or time on.")],
+    out: Annotated[Path, typer.Option(help="Folder for manifest.csv, images/, datasheet.")],
+) -> None:
+    """Reviewer-labelled photos of consenting customers, in the manifest format of data/,
+    split by customer, duplicates removed, with a datasheet (see
+    claims_api.retraining.export for the label sources and the conflict rule)."""
+    from datetime import UTC, datetime
+
+    from claims_api.container import build_storage
+    from claims_api.db import Database
+    from claims_api.retraining.export import export_dataset
+    from claims_api.rules.policy import load_policy
+
+    try:
+        start = datetime.fromisoformat(since)
+    except ValueError as exc:
+        typer.echo(f"error: --since {since!r} is not an ISO date or time", err=True)
+        raise typer.Exit(2) from exc
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    settings = get_settings()
+    policy = load_policy(settings.policy_file)
+    db = Database(settings.resolved_database_url)
+    with db.read_session() as session:
+        sheet = export_dataset(
+            session, build_storage(settings), start, out, policy.duplicate_max_distance
+        )
+    typer.echo(json.dumps(sheet, ensure_ascii=False, indent=2))
+
+
 @app.command()
 def docs(
     check: Annotated[
@@ -249,6 +301,29 @@ def docs(
     from claims_api import docgen
 
     raise typer.Exit(docgen.main(["--check"] if check else []))
+
+
+def _certification_report(gate: PhotoGate) -> dict:
+    """Whether the photo's kind is certified, and why the photo is (not) auto-approvable."""
+    cert = gate.certification
+    if cert is None:
+        return {"kind": None, "certification": None, "why": "the photo could not be scored"}
+    if gate.auto_approvable:
+        why = (
+            f"auto-approvable: {cert.kind} is certified at {cert.threshold}"
+            if cert.used_certificate
+            else f"auto-approvable at the model's validated, uncertified threshold {cert.threshold}"
+        )
+    else:
+        why = "not auto-approvable: " + ", ".join(gate.codes)
+    return {
+        "kind": cert.kind,
+        "kind_certified": cert.certificate is not None,
+        "certification": cert.status,
+        "threshold": cert.threshold,
+        "certificate": cert.used_certificate,
+        "why": why,
+    }
 
 
 def _no_model_found(settings: Settings) -> str:

@@ -22,6 +22,7 @@ from claims_api.orders.router import router as orders_router
 from claims_api.photos.router import router as photos_router
 from claims_api.photos.upload_limit import UploadBudget, UploadSizeLimit
 from claims_api.profiles.router import router as profiles_router
+from claims_api.retraining.router import router as audit_router
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
 from claims_api.webhooks.router import router as webhooks_router
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         photos_router,
         claims_router,
         compensation_router,
+        audit_router,
         review_router,
         profiles_router,
         webhooks_router,
@@ -99,7 +101,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             checks["model"] = f"error: {c.models.error}"
         ready = all(v == "ok" for v in checks.values())
         model = c.models.classifier
-        body = {"ready": ready, "checks": checks, "model_version": model.version if model else None}
+        body = {
+            "ready": ready,
+            "checks": checks,
+            "model_version": model.version if model else None,
+            # certified: kinds auto-approve only on a certificate; validated: the demo's
+            # global threshold, uncertified for every kind
+            "certification_mode": c.policy.certification_mode,
+            "certified_kinds": sorted(model.metadata.certificates) if model else [],
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     return app

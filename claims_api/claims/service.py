@@ -49,6 +49,7 @@ from claims_api.orders.errors import OrderNotFound, UnknownLine
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.errors import PhotoNotFound
 from claims_api.photos.models import Photo
+from claims_api.retraining import audit
 from claims_api.rules import ClaimContext, Policy, decide, evaluate, reviewer_text
 from claims_api.rules.outcome import appeal_until, customer_outcome
 from claims_api.verification import duplicates, history
@@ -304,7 +305,7 @@ def _route(session: Session, claim: Claim, context: ClaimContext, remaining: int
     """``remaining``: the line's uncompensated cents, computed under the line lock this
     transaction holds (only this claim can pay on the line before it commits)."""
     policy = context.policy
-    decision = decide(evaluate(context), context.scores, policy, utcnow())
+    decision = decide(evaluate(context), context.scores, policy, utcnow(), context.line.produce)
     record = decision.to_record()
     claim.verification = {"signals": record.pop("signals"), "generated_at": record["decided_at"]}
     claim.decision = record
@@ -318,6 +319,7 @@ def _route(session: Session, claim: Claim, context: ClaimContext, remaining: int
             session, claim, claim.approved_cents, SYSTEM.id, remaining=remaining
         )
         paid = transition(session, claim, Status.PAID, SYSTEM, policy)
+        audit.sample_auto_approval(claim, policy)  # paid either way; maybe audited later
         return Written(moves=[approved, paid], postings=[posting])
     claim.sla_deadline = claim.submitted_at + timedelta(minutes=policy.manual_review_sla_minutes)
     in_review = transition(

@@ -74,6 +74,34 @@ class ThresholdCertificate(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class KindCertificate(_Strict):
+    """A produce kind's certified auto-approve threshold (``training.certify``): on ``n``
+    held-out labelled photos of the kind it would auto-approve, ``errors`` were fresh, and
+    the auto-approve precision is at least ``precision_lower_bound`` (≥
+    ``target_precision``) with confidence 1 − ``delta`` (exact Clopper–Pearson bound,
+    thresholds tested in fixed sequence from strict to loose)."""
+
+    kind: str = Field(min_length=1)
+    threshold: float = Field(gt=0, le=1)
+    n: int = Field(ge=1)
+    errors: int = Field(ge=0)
+    precision_lower_bound: float = Field(ge=0, le=1)
+    delta: float = Field(gt=0, lt=1)
+    target_precision: float = Field(gt=0, le=1)
+    data_fingerprint: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> KindCertificate:
+        if self.errors > self.n:
+            raise ValueError("errors cannot exceed n")
+        if self.precision_lower_bound < self.target_precision:
+            raise ValueError("a certificate's lower bound must reach its target precision")
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
 class AutoApprove(_Strict):
     threshold: float = Field(gt=0, le=1)
     produce_confidence_min: float = Field(ge=0, le=1)
@@ -95,9 +123,21 @@ class ModelMetadata(_Strict):
     auto_approve: AutoApprove
     ood: OodGate
     data_fingerprint: str = ""
+    # Per produce kind; empty for a model that was validated but never certified (the
+    # shipped demo model). Only ``certified`` mode reads them.
+    certificates: dict[str, KindCertificate] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     created_at: str = ""
     training_command: str = ""
+
+    @model_validator(mode="after")
+    def _certified_kinds_known(self) -> ModelMetadata:
+        unknown = set(self.certificates) - set(self.labels.produce[:-1])
+        if unknown:
+            raise ValueError(f"certificates for kinds the model does not know: {sorted(unknown)}")
+        if any(kind != cert.kind for kind, cert in self.certificates.items()):
+            raise ValueError("each certificate must be filed under its own kind")
+        return self
 
     @property
     def threshold_version(self) -> str:

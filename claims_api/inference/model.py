@@ -39,6 +39,8 @@ class PhotoScores:
     auto_approve_threshold: float
     produce_confidence_min: float
     cam: list[list[float]] = field(repr=False)
+    # kind -> certificate (``KindCertificate``'s fields) from the model that scored the photo
+    certificates: dict[str, dict] = field(default_factory=dict, repr=False)
 
     @property
     def in_distribution(self) -> bool:
@@ -58,6 +60,7 @@ class PhotoScores:
             "auto_approve_threshold": self.auto_approve_threshold,
             "produce_confidence_min": self.produce_confidence_min,
             "cam": self.cam,
+            **({"certificates": self.certificates} if self.certificates else {}),
         }
 
     @classmethod
@@ -159,4 +162,5 @@ class Classifier:
             auto_approve_threshold=meta.auto_approve.threshold,
             produce_confidence_min=meta.auto_approve.produce_confidence_min,
             cam=_normalise_cam(cam),
+            certificates={k: c.summary() for k, c in meta.certificates.items()},
         )

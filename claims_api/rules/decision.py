@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from claims_api.inference.model import PhotoScores
+from claims_api.rules.gate import certification
 from claims_api.rules.policy import Policy
 from claims_api.rules.signals import Signal
 
@@ -25,6 +26,8 @@ class Decision:
     threshold_version: str | None
     policy_version: str
     decided_at: datetime
+    # which certificate the model's judgement rested on, or that it was uncertified
+    certification: dict[str, Any] | None = None
 
     @property
     def reasons(self) -> list[dict[str, str]]:
@@ -37,6 +40,7 @@ class Decision:
             "model_version": self.model_version,
             "threshold_version": self.threshold_version,
             "policy_version": self.policy_version,
+            "certification": self.certification,
             "decided_by": "policy",
             "decided_at": self.decided_at.isoformat(),
             "signals": [s.to_dict() for s in self.signals],
@@ -44,8 +48,13 @@ class Decision:
 
 
 def decide(
-    signals: list[Signal], scores: list[PhotoScores], policy: Policy, now: datetime
+    signals: list[Signal],
+    scores: list[PhotoScores],
+    policy: Policy,
+    now: datetime,
+    kind: str | None = None,
 ) -> Decision:
+    """``kind``: the ordered produce, whose certificate (in ``certified`` mode) is recorded."""
     route: Route = "manual" if any(s.fired for s in signals) else "auto"
     return Decision(
         route=route,
@@ -54,4 +63,19 @@ def decide(
         threshold_version=scores[0].threshold_version if scores else None,
         policy_version=policy.version,
         decided_at=now,
+        certification=_certification_record(scores, kind, policy),
     )
+
+
+def _certification_record(
+    scores: list[PhotoScores], kind: str | None, policy: Policy
+) -> dict[str, Any]:
+    if not scores:  # no model judgement: nothing was certified or validated
+        return {
+            "mode": policy.certification_mode,
+            "kind": kind,
+            "status": "unscored",
+            "threshold": None,
+            "certificate": None,
+        }
+    return certification(scores[0], kind, policy.certification_mode).to_record()

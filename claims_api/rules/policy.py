@@ -5,6 +5,7 @@ records the version it was made under."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +14,7 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(
-        default="2026.12-1",
+        default="2026.12-2",
         description="Recorded with every decision; change it whenever a value changes.",
     )
     auto_sla_minutes: int = Field(
@@ -117,6 +118,32 @@ class Policy(BaseModel):
     )
     rejections_for_restricted: int = Field(
         default=2, ge=1, description="Rejected claims that set the cap to 0 ('restricted')."
+    )
+
+    # Which evidence the model's "rotten" is trusted on, and how its approvals keep being
+    # labelled.
+    certification_mode: Literal["certified", "validated"] = Field(
+        default="validated",
+        description="`certified` (production): a produce kind is auto-approved only at the "
+        "threshold its certificate in the model metadata gives (Learn-then-Test, "
+        "`training/certify.py`); a kind without one goes to a person (`kind_not_certified`). "
+        "`validated` (the embedded demo): the model's global, validated threshold for every "
+        "kind; every decision records that it was uncertified.",
+    )
+    audit_share: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Random share of auto-approved claims on a certified kind that are paid "
+        "and also queued for an audit review (never blocking the payout); the verdicts are "
+        "labels that measure, and later re-certify, the auto-approve precision.",
+    )
+    audit_share_uncertified: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="The same share for a kind without a certificate (auto-approved only in "
+        "`validated` mode): every such approval is audited by default.",
     )
 
     # Photo provenance.

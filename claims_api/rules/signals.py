@@ -21,7 +21,7 @@ from typing import Any
 from claims_api.inference.model import PhotoScores
 from claims_api.orders.models import Order, OrderLine
 from claims_api.photos.models import Photo
-from claims_api.rules.gate import PhotoGate, photo_gate
+from claims_api.rules.gate import PhotoGate, certification, photo_gate
 from claims_api.rules.policy import Policy
 from claims_api.verification.duplicates import PhotoReuse
 from claims_api.verification.history import CustomerHistory, PickupPointHistory
@@ -82,6 +82,7 @@ class ClaimContext:
                 PhotoScores.from_dict(photo.scores) if photo.scores else None,
                 self.line.produce,
                 quality_problems(photo),
+                self.policy.certification_mode,
             )
             for photo in self.photos
         }
@@ -211,13 +212,40 @@ def model_not_confident(ctx: ClaimContext) -> Signal:
     scores = ctx.scores
     if not scores:
         return _fire("model_not_confident", True, None, None)
+    cert = certification(scores[0], ctx.line.produce, ctx.policy.certification_mode)
     return _fire(
         "model_not_confident",
         ctx.photos_raising("model_not_confident"),
         round(min(s.p_rotten for s in scores), 4),
-        scores[0].auto_approve_threshold,
+        cert.threshold,
         model_version=scores[0].model_version,
         threshold_version=scores[0].threshold_version,
+        certification=cert.status,
+    )
+
+
+@rule(
+    "kind_not_certified",
+    when=(
+        "`certification_mode` is `certified` and the model that scored the photos has no "
+        "certificate for the ordered produce kind: auto-approval is off for the kind until "
+        "enough held-out reviewer labels certify a threshold (`training/certify.py`)"
+    ),
+    label={"en": "kind not certified", "zh": "品种未认证"},
+    reviewer={
+        "en": "Automatic approval is not yet certified for this produce kind.",
+        "zh": "该商品品种尚未通过自动审核认证。",
+    },
+    reads=("certification_mode",),
+)
+def kind_not_certified(ctx: ClaimContext) -> Signal | None:
+    if ctx.policy.certification_mode != "certified" or not ctx.scores:
+        return None
+    return _fire(
+        "kind_not_certified",
+        ctx.photos_raising("kind_not_certified"),
+        ctx.line.produce,
+        sorted(ctx.scores[0].certificates),
     )
 
 
