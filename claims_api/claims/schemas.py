@@ -52,6 +52,11 @@ class DecisionOut(BaseModel):
     decided_by_name: str | None = Field(
         default=None, description="The reviewer's display name (staff views only)."
     )
+    certification: dict[str, Any] | None = Field(
+        default=None,
+        description="The per-kind certificate the decision used, or that it was made in "
+        "`validated` mode without one (docs/model.md).",
+    )
 
 
 class OutcomeOut(BaseModel):

@@ -446,6 +446,7 @@ def claim_out(
             policy_version=decision.get("policy_version", ""),
             decided_by=decision.get("decided_by", "policy"),
             decided_by_name=review.get("reviewer") or None,
+            certification=decision.get("certification"),
         ),
     )
 
