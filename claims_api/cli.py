@@ -86,8 +86,10 @@ def worker(
 
     from claims_api import background
     from claims_api.db import Database
+    from claims_api.observability import configure_logging
 
     settings = get_settings()
+    configure_logging(settings.log_format)
     db = Database(settings.resolved_database_url)
     try:
         if once:
