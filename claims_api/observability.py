@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi import FastAPI, Request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.responses import Response
+
+from claims_api.claims.models import Claim
+from claims_api.compensation.models import LedgerPosting
+from claims_api.db import Database, utcnow
+from claims_api.events.models import OutboxEvent
 
 REQUEST_SECONDS = Histogram(
     "freshclaim_http_request_seconds",
@@ -252,7 +270,9 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn.access stays as serve leaves it, off: its lines carry the client's address, and
+    # RequestObserver writes the one access line
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
@@ -260,10 +280,127 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
 
 # ---------------------------------------------------------------- /metrics
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_WAITING_FOR_REVIEW = ("in_review",)
+
+
+def process_metrics() -> bytes:
+    """This process's counters, or, where ``PROMETHEUS_MULTIPROC_DIR`` is set (``serve
+    --workers N`` sets it), every worker's, summed from the files they write there."""
+    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+class OperationsCollector:
+    """The figures read from the shared database at scrape time, so every replica reports
+    the same values: the review queue, the SLA, payouts, the outbox. One short query each,
+    on indexed columns except the ledger's totals (a scan of ``ledger_postings``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "freshclaim_metrics_database_up",
+            "1 when the scrape-time figures below could be read from the database",
+        )
+        try:
+            with self.db.read_session() as session:
+                families = [*_queue(session, utcnow()), *_payouts(session), *_outbox(session)]
+        except SQLAlchemyError as exc:
+            log.warning("metrics: database figures unavailable: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+
+def _age_seconds(oldest: datetime | None, now: datetime) -> float:
+    if oldest is None:
+        return 0.0
+    oldest = oldest.replace(tzinfo=UTC) if oldest.tzinfo is None else oldest
+    return max(0.0, (now - oldest).total_seconds())
+
+
+def _queue(session: Session, now: datetime) -> list[Metric]:
+    waiting, oldest, past_sla = session.execute(
+        select(
+            func.count(),
+            func.min(Claim.submitted_at),
+            func.coalesce(func.sum(case((Claim.sla_deadline < now, 1), else_=0)), 0),
+        ).where(Claim.status.in_(_WAITING_FOR_REVIEW))
+    ).one()
+    depth = GaugeMetricFamily(
+        "freshclaim_review_queue_depth", "Claims waiting for a reviewer (status in_review)"
+    )
+    depth.add_metric([], waiting)
+    age = GaugeMetricFamily(
+        "freshclaim_review_queue_oldest_age_seconds",
+        "Time since the oldest claim waiting for a reviewer was submitted (0: none waits)",
+    )
+    age.add_metric([], _age_seconds(oldest, now))
+    late = GaugeMetricFamily(
+        "freshclaim_review_claims_past_sla",
+        "Claims waiting for a reviewer whose SLA deadline has passed",
+    )
+    late.add_metric([], past_sla)
+    return [depth, age, late]
+
+
+def _payouts(session: Session) -> list[Metric]:
+    rows = session.execute(
+        select(
+            LedgerPosting.kind,
+            LedgerPosting.currency,
+            func.count(),
+            func.coalesce(func.sum(LedgerPosting.amount_cents), 0),
+        ).group_by(LedgerPosting.kind, LedgerPosting.currency)
+    ).all()
+    count = CounterMetricFamily(
+        "freshclaim_ledger_postings",
+        "Ledger postings (kind: payout or reversal), from the ledger",
+        labels=["kind", "currency"],
+    )
+    amount = CounterMetricFamily(
+        "freshclaim_ledger_posted_cents",
+        "Amount of the ledger postings, in cents of the currency",
+        labels=["kind", "currency"],
+    )
+    for kind, currency, postings, cents in rows:
+        count.add_metric([kind, currency], postings)
+        amount.add_metric([kind, currency], cents)
+    return [count, amount]
+
+
+def _outbox(session: Session) -> list[Metric]:
+    backlog, oldest = session.execute(
+        select(func.count(), func.min(OutboxEvent.created_at)).where(
+            OutboxEvent.published_at.is_(None)
+        )
+    ).one()
+    waiting = GaugeMetricFamily(
+        "freshclaim_outbox_backlog", "Outbox events written but not yet published"
+    )
+    waiting.add_metric([], backlog)
+    lag = GaugeMetricFamily(
+        "freshclaim_outbox_lag_seconds",
+        "Age of the oldest unpublished outbox event (0: none waits)",
+    )
+    lag.add_metric([], _age_seconds(oldest, utcnow()))
+    return [waiting, lag]
+
 
 def install_metrics(app: FastAPI) -> None:
     app.add_middleware(RequestObserver)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics(request: Request) -> Response:
+        operations = CollectorRegistry(auto_describe=False)
+        operations.register(OperationsCollector(request.app.state.container.db))
+        body = process_metrics() + generate_latest(operations)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
