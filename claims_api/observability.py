@@ -34,6 +34,7 @@ from claims_api.claims.models import Claim
 from claims_api.compensation.models import LedgerPosting
 from claims_api.db import Database, utcnow
 from claims_api.events.models import OutboxEvent
+from claims_api.inference.service import ModelHolder
 
 REQUEST_SECONDS = Histogram(
     "freshclaim_http_request_seconds",
@@ -395,12 +396,37 @@ def _outbox(session: Session) -> list[Metric]:
     return [waiting, lag]
 
 
+def model_info(models: ModelHolder) -> Metric:
+    """The classifier this process scores with: its version, or none when none is loaded
+    (every claim then goes to a person)."""
+    info = GaugeMetricFamily(
+        "freshclaim_model_loaded",
+        "1 with the version of the classifier this process scores with; 0 when none is loaded",
+        labels=["model_version"],
+    )
+    classifier = models.classifier
+    info.add_metric([classifier.version if classifier else ""], 1 if classifier else 0)
+    return info
+
+
+class _Fixed:
+    """A collector of metrics already made."""
+
+    def __init__(self, *metrics: Metric) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
+
+
 def install_metrics(app: FastAPI) -> None:
     app.add_middleware(RequestObserver)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
+        container = request.app.state.container
         operations = CollectorRegistry(auto_describe=False)
-        operations.register(OperationsCollector(request.app.state.container.db))
+        operations.register(OperationsCollector(container.db))
+        operations.register(_Fixed(model_info(container.models)))
         body = process_metrics() + generate_latest(operations)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

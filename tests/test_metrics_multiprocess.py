@@ -33,6 +33,7 @@ NEW_SERIES = (
     "freshclaim_outbox_backlog",
     "freshclaim_outbox_lag_seconds",
     "freshclaim_metrics_database_up",
+    "freshclaim_model_loaded",
 )
 
 
@@ -85,6 +86,8 @@ def test_the_database_figures_at_scrape_time(api, container: Container) -> None:
     assert value(found, "freshclaim_outbox_backlog") >= 2  # no relay runs in these tests
     assert value(found, "freshclaim_outbox_lag_seconds") >= 0
     assert value(found, "freshclaim_claims_decided_total", route="auto") >= 1
+    version = container.models.classifier.version
+    assert value(found, "freshclaim_model_loaded", model_version=version) == 1
 
 
 def test_an_unreachable_database_is_reported_not_raised() -> None:
