@@ -484,8 +484,10 @@ def drive(
 
 
 def paid_check(outcomes: list[Outcome]) -> dict[str, Any]:
-    """Every auto-approved claim is ``paid`` (ledger written) before its response arrived."""
-    auto = [o for o in outcomes if o.claim.get("decision", {}).get("route") == "auto"]
+    """Every auto-approved claim is ``paid`` (ledger written) before its response arrived.
+    The customer's answer has no decision: a claim the system approved is one whose timeline
+    has the system's ``approved`` move."""
+    auto = [o for o in outcomes if _approved_by_system(o.claim)]
     bad = [
         o.claim.get("id")
         for o in auto
@@ -494,15 +496,20 @@ def paid_check(outcomes: list[Outcome]) -> dict[str, Any]:
         or not o.claim.get("paid_at")
         or datetime.fromisoformat(o.claim["paid_at"]) > (o.received_at or datetime.now(UTC))
     ]
-    reasons = Counter(
-        r["code"] for o in outcomes for r in o.claim.get("decision", {}).get("reasons", [])
-    )
+    outcomes_told = Counter(o.claim.get("outcome", {}).get("code") for o in outcomes)
     return {
         "auto": len(auto),
         "manual": len(outcomes) - len(auto),
         "auto_not_paid": bad,
-        "manual_reasons": dict(reasons.most_common()),
+        "customer_outcomes": dict(outcomes_told.most_common()),
     }
+
+
+def _approved_by_system(claim: dict[str, Any]) -> bool:
+    return any(
+        move.get("status") == "approved" and move.get("actor") == "system"
+        for move in claim.get("timeline", [])
+    )
 
 
 def phase_row(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,8 @@ keys_app = typer.Typer(help="Shop-backend and admin API keys.", no_args_is_help=
 reviewers_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(reviewers_app, name="reviewers")
+webhooks_app = typer.Typer(help="Webhook endpoints and their deliveries.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 
 @app.command()
@@ -113,7 +116,9 @@ def worker(
             drained = background.drain(db, settings)
             typer.echo(
                 f"published {drained.events_published} events, "
-                f"released {drained.leases_released} expired leases "
+                f"released {drained.leases_released} expired leases; "
+                f"{drained.webhook_attempts} webhook attempts, "
+                f"{drained.events_streamed} events streamed "
                 f"({_redact(settings.resolved_database_url)})"
             )
             return
@@ -272,6 +277,173 @@ def _no_model_found(settings: Settings) -> str:
         f"no model: FRESHCLAIM_MODEL_PATH is not set and there is no *.onnx file in "
         f"{where}{missing}; set FRESHCLAIM_MODEL_PATH or FRESHCLAIM_MODEL_DIR"
     )
+
+
+@contextmanager
+def _webhooks_session():
+    """A write session for a webhooks command; an ApiError becomes an error line and exit 1."""
+    from claims_api.db import Database
+    from claims_api.errors import ApiError
+
+    db = Database(get_settings().resolved_database_url)
+    try:
+        with db.session() as session:
+            yield session
+    except ApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+
+
+def _cli_actor():
+    from claims_api.auth.principal import Principal
+
+    return Principal(kind="admin", id="cli", name="freshclaim CLI")
+
+
+def _echo_json(value: object) -> None:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json") for v in value]
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    url: Annotated[str, typer.Option(help="http(s) URL the events are POSTed to.")],
+    event_type: Annotated[
+        list[str] | None,
+        typer.Option("--event-type", help="A type or pattern (claim.*); repeat it. None: all."),
+    ] = None,
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Register an endpoint; its signing secret is printed on the last line, once."""
+    from claims_api.webhooks import service
+
+    with _webhooks_session() as session:
+        endpoint = service.create_endpoint(
+            session,
+            _cli_actor(),
+            url,
+            event_type or [],
+            description,
+            allow_private=get_settings().webhook_allow_private_addresses,
+        )
+    typer.echo(f"created webhook endpoint {endpoint.id} for {endpoint.url}; secret, shown once:")
+    typer.echo(endpoint.secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """Endpoints with their health, as JSON."""
+    from claims_api.webhooks import service
+    from claims_api.webhooks.schemas import EndpointOut
+
+    with _webhooks_session() as session:
+        rows = [
+            EndpointOut.of(e, service.health(session, e.id))
+            for e in service.list_endpoints(session)
+        ]
+    _echo_json(rows)
+
+
+@webhooks_app.command("update")
+def webhooks_update(
+    endpoint_id: Annotated[str, typer.Argument()],
+    url: Annotated[str | None, typer.Option()] = None,
+    event_type: Annotated[list[str] | None, typer.Option("--event-type")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None,
+) -> None:
+    """Change an endpoint's URL, event types or description, or enable/disable it."""
+    from claims_api.webhooks import service
+    from claims_api.webhooks.schemas import EndpointOut, EndpointPatch
+
+    patch = EndpointPatch(
+        url=url, event_types=event_type, description=description, enabled=enabled
+    )
+    with _webhooks_session() as session:
+        endpoint = service.update_endpoint(
+            session,
+            _cli_actor(),
+            endpoint_id,
+            patch,
+            allow_private=get_settings().webhook_allow_private_addresses,
+        )
+        _echo_json(EndpointOut.model_validate(endpoint))
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(endpoint_id: Annotated[str, typer.Argument()]) -> None:
+    """Delete an endpoint with its delivery log."""
+    from claims_api.webhooks import service
+
+    with _webhooks_session() as session:
+        service.delete_endpoint(session, _cli_actor(), endpoint_id)
+    typer.echo(f"deleted webhook endpoint {endpoint_id}")
+
+
+@webhooks_app.command("rotate-secret")
+def webhooks_rotate_secret(endpoint_id: Annotated[str, typer.Argument()]) -> None:
+    """A new secret (printed on the last line, once); the old one signs beside it for 24 h."""
+    from claims_api.webhooks import service
+
+    with _webhooks_session() as session:
+        endpoint = service.rotate_secret(session, _cli_actor(), endpoint_id)
+    expires = endpoint.previous_secret_expires_at
+    typer.echo(f"rotated; the previous secret also signs until {expires:%Y-%m-%d %H:%M} UTC:")
+    typer.echo(endpoint.secret)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    endpoint_id: Annotated[str, typer.Argument()],
+    status: Annotated[str | None, typer.Option(help="pending, sending, succeeded or dead")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """An endpoint's deliveries, newest first, with their attempts, as JSON."""
+    from claims_api.webhooks import service
+    from claims_api.webhooks.schemas import DeliveryOut
+
+    with _webhooks_session() as session:
+        views = service.list_deliveries(session, endpoint_id, status, limit)
+        rows = [DeliveryOut.of(v.delivery, v.attempts) for v in views]
+    _echo_json(rows)
+
+
+@webhooks_app.command("retry")
+def webhooks_retry(
+    endpoint_id: Annotated[str, typer.Argument()], delivery_id: Annotated[str, typer.Argument()]
+) -> None:
+    """Send one delivery again (the same event document; nothing is re-run)."""
+    from claims_api.webhooks import service
+
+    with _webhooks_session() as session:
+        service.retry_delivery(session, _cli_actor(), endpoint_id, delivery_id)
+    typer.echo(f"delivery {delivery_id} is queued to be sent again")
+
+
+@webhooks_app.command("recover")
+def webhooks_recover(
+    endpoint_id: Annotated[str, typer.Argument()],
+    since: Annotated[str, typer.Option(help="ISO 8601 time with a zone, e.g. 2026-12-01T00:00Z")],
+) -> None:
+    """Send again every failed or dead delivery created since a time, in each claim's order."""
+    from datetime import datetime
+
+    from claims_api.webhooks import service
+
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError as exc:
+        raise typer.BadParameter("not an ISO 8601 time", param_hint="--since") from exc
+    with _webhooks_session() as session:
+        count = service.recover(session, _cli_actor(), endpoint_id, when)
+    typer.echo(f"requeued {count} deliveries of {endpoint_id}")
 
 
 def _redact(url: str) -> str:

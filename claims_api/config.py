@@ -192,15 +192,29 @@ class Settings(BaseSettings):
         description="JSON auto-approval policy replacing the built-in one (its fields: "
         "docs/configuration.md, the policy file).",
     )
-    webhook_urls: list[str] = Field(
-        default_factory=list,
-        description="JSON list of URLs that receive every outbox event as JSON, signed with "
-        "webhook_secret; failures are retried with exponential back-off.",
+    webhook_allow_private_addresses: bool = Field(
+        default=False,
+        description="Let webhook endpoints point at private, loopback or link-local addresses "
+        "(a receiver on the same host or network). Off by default: an endpoint URL is an "
+        "address the service will send requests to (SSRF).",
     )
-    webhook_secret: str | None = Field(
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long one webhook POST may take, connecting included, before the "
+        "attempt counts as failed.",
+    )
+    webhook_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Webhook POSTs one relay sends at once (a batch's POSTs run side by side; "
+        "the next batch starts when the slowest has answered or timed out).",
+    )
+    nats_url: str | None = Field(
         default=None,
-        description="Key of the `X-FreshClaim-Signature: sha256=<HMAC of the body>` header; "
-        "unset: webhooks are sent unsigned.",
+        description="NATS server (for example nats://127.0.0.1:4222): when set, the relay also "
+        "publishes every event to the JetStream stream FRESHCLAIM, subject "
+        "freshclaim.<aggregate>.<type>, with Nats-Msg-Id = the event id.",
     )
     background_workers: bool = Field(
         default=True,

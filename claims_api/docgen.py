@@ -9,7 +9,7 @@ A generated block in a Markdown file lies between two marker lines::
 and everything between them is rewritten from :data:`GENERATORS` (the text around the markers is
 hand-written and left alone). ``freshclaim docs`` (or ``python -m claims_api.docgen``) rewrites
 the blocks; ``--check`` only reports the files whose blocks differ, which is what
-``tests/test_docs_generated.py`` asserts. Hand-written rather than a documentation generator
+``tests/ops/test_docs_generated.py`` asserts. Hand-written rather than a documentation generator
 (mkdocs, Sphinx): the docs are plain Markdown read on GitHub, and all that needs generating is
 a few tables.
 """
@@ -42,9 +42,6 @@ MARKER = re.compile(
     re.DOTALL,
 )
 
-# Blocks whose markers are placed but whose generator is not written yet: their hand-kept text
-# stays as it is. Any other name without a generator is a typo and an error.
-HAND_KEPT: frozenset[str] = frozenset()
 
 
 class DocsError(Exception):
@@ -182,6 +179,14 @@ def outcome_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def event_catalogue() -> str:
+    """docs/events.md: every event type, its JSON schema and an example
+    (``claims_api.events.catalogue``)."""
+    from claims_api.events.catalogue import render_markdown
+
+    return render_markdown()
+
+
 def policy_table() -> str:
     from claims_api.rules.policy import Policy
 
@@ -194,6 +199,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "review-reasons": review_reasons_table,
     "customer-outcomes": outcome_table,
     "policy": policy_table,
+    "events": event_catalogue,
 }
 
 
@@ -206,8 +212,6 @@ def rewrite(text: str, generators: dict[str, Callable[[], str]] = GENERATORS) ->
         name = match["name"]
         if name in generators:
             return match["start"] + generators[name]() + match["end"]
-        if name in HAND_KEPT:
-            return match[0]
         raise DocsError(f"no generator for the block {name!r}")
 
     return MARKER.sub(block, text)

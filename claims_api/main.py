@@ -25,6 +25,7 @@ from claims_api.photos.upload_limit import UploadBudget, UploadSizeLimit
 from claims_api.profiles.router import router as profiles_router
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
+from claims_api.webhooks.router import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         compensation_router,
         review_router,
         profiles_router,
+        webhooks_router,
     ):
         app.include_router(router)
     install_workbench(app)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-# re-exported: older callers (tests/test_model_shipped.py) take the default folder from here
+# re-exported: older callers (tests/model/test_model_shipped.py) take the default folder from here
 from data.paths import default_dataset_dir as default_dataset_dir
 
 CONDITIONS = ("fresh", "rotten")

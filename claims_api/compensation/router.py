@@ -47,5 +47,14 @@ def reverse(
     if claim.status != Status.PAID:
         raise NotPaid(f"Only a paid claim can be reversed; this one is {claim.status}.")
     service.reverse_payout(session, claim, admin.id, body.reason)
-    transition(session, claim, Status.REVERSED, admin, container.policy, reason=body.reason)
+    # The admin's words stay in the ledger posting and the audit row; events carry codes only.
+    transition(
+        session,
+        claim,
+        Status.REVERSED,
+        admin,
+        container.policy,
+        reason="payout_reversed",
+        note=body.reason,
+    )
     return claim_out(session, claim, container.policy, locale).model_dump(mode="json")

@@ -1,51 +1,28 @@
-"""Delivers outbox events: to in-process consumers (profiles, tagging, campaigns) and to
-configured webhooks, signed with HMAC-SHA256. Several replicas may run it: rows are claimed
-with ``FOR UPDATE SKIP LOCKED`` so no two relays deliver the same event at once. Delivery
-is at-least-once; consumers de-duplicate by ``event_id``."""
+"""The outbox relay's database pass: applies each new event to the in-process consumers
+(profiles, tagging, campaigns) exactly once, and hands it to ``fan_out`` (the webhook
+deliveries), in the transaction that marks it published. It sends nothing over the network:
+webhooks go out from ``webhooks.dispatch`` and the stream from ``events.stream``, each outside
+any transaction. Several replicas may run it: rows are claimed with ``FOR UPDATE SKIP
+LOCKED``."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import threading
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from claims_api.db import Database, utcnow
+from claims_api.events.consumers import Consumer, apply_all
 from claims_api.events.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 
-Consumer = Callable[[Session, OutboxEvent], None]
+FanOut = Callable[[Session, Sequence[OutboxEvent]], object]
 MAX_BACKOFF_SECONDS = 3600
-
-
-def event_document(event: OutboxEvent) -> dict:
-    return {
-        "id": event.event_id,
-        "type": event.event_type,
-        "aggregate": {"type": event.aggregate_type, "id": event.aggregate_id},
-        "created_at": event.created_at.isoformat(),
-        "data": event.payload,
-    }
-
-
-def post_webhook(url: str, secret: str | None, document: dict, timeout: float = 5.0) -> None:
-    body = json.dumps(document, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "X-FreshClaim-Event": document["type"]}
-    if secret:
-        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        headers["X-FreshClaim-Signature"] = f"sha256={signature}"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        if response.status >= 300:
-            raise RuntimeError(f"webhook {url} answered {response.status}")
 
 
 class OutboxRelay:
@@ -53,15 +30,13 @@ class OutboxRelay:
         self,
         db: Database,
         consumers: list[Consumer],
-        webhook_urls: list[str],
-        webhook_secret: str | None,
+        fan_out: FanOut | None = None,
         batch_size: int = 100,
         max_batches: int = 1,
     ) -> None:
         self.db = db
         self.consumers = consumers
-        self.webhook_urls = webhook_urls
-        self.webhook_secret = webhook_secret
+        self.fan_out = fan_out
         self.batch_size = batch_size
         self.max_batches = max_batches
 
@@ -88,27 +63,29 @@ class OutboxRelay:
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
             ).all()
+            if self.fan_out is not None:
+                # Even for an event whose consumers fail below: its webhooks do not wait for
+                # an in-process consumer, and a later event of the same claim must not
+                # overtake it at an endpoint (the fan-out is idempotent).
+                self.fan_out(session, events)
             consumed = self._consume_together(session, events)
             for event in events:
                 try:
                     if not consumed:
                         with session.begin_nested():
-                            for consumer in self.consumers:
-                                consumer(session, event)
-                    for url in self.webhook_urls:
-                        post_webhook(url, self.webhook_secret, event_document(event))
+                            apply_all(session, self.consumers, event)
                 except Exception as exc:  # one bad event must not block the others
                     event.attempts += 1
                     event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                     delay = min(MAX_BACKOFF_SECONDS, 2 ** min(event.attempts, 12))
                     event.next_attempt_at = utcnow() + timedelta(seconds=delay)
-                    log.warning("event %s delivery failed: %s", event.event_id, exc)
+                    log.warning("event %s: a consumer failed: %s", event.event_id, exc)
                     continue
                 event.published_at = utcnow()
                 published += 1
         return published, len(events)
 
-    def _consume_together(self, session: Session, events: list[OutboxEvent]) -> bool:
+    def _consume_together(self, session: Session, events: Sequence[OutboxEvent]) -> bool:
         """Runs the consumers on every event of the batch inside one savepoint: True when none
         failed. When one does, the savepoint takes the whole batch's consumer work back and
         the caller redoes it one event per savepoint, so the bad event fails alone (two round
@@ -118,8 +95,7 @@ class OutboxRelay:
         try:
             with session.begin_nested():
                 for event in events:
-                    for consumer in self.consumers:
-                        consumer(session, event)
+                    apply_all(session, self.consumers, event)
         except Exception as exc:
             log.info("consumers failed on a batch (%s): delivering one event at a time", exc)
             return False
@@ -127,11 +103,19 @@ class OutboxRelay:
 
 
 class BackgroundLoop:
-    """Runs ``step`` every ``interval`` seconds in a daemon thread until stopped."""
+    """Runs ``step`` every ``interval`` seconds in a daemon thread until stopped; ``close`` (if
+    given) runs once the loop has ended."""
 
-    def __init__(self, name: str, step: Callable[[], object], interval: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], object],
+        interval: float,
+        close: Callable[[], object] | None = None,
+    ) -> None:
         self._step = step
         self._interval = interval
+        self._close = close
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -140,11 +124,15 @@ class BackgroundLoop:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._step()
-            except Exception:
-                log.exception("background step %s failed", self._thread.name)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    self._step()
+                except Exception:
+                    log.exception("background step %s failed", self._thread.name)
+        finally:
+            if self._close is not None:
+                self._close()

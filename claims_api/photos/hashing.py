@@ -57,7 +57,7 @@ WINDOWS: tuple[tuple[float, float, float, float], ...] = (
 
 # The 8 dihedral transforms, identity first. A query photo is hashed under each of them.
 # The bits are computed exactly as imagehash.phash / imagehash.dhash compute them from their
-# 32×32 / 9×8 inputs (tests/test_hashing.py checks bit equality); the inputs are resampled
+# 32×32 / 9×8 inputs (tests/photos/test_hashing.py checks bit equality); the inputs are resampled
 # with the same Lanczos-3 kernel as PIL's resize but as numpy matrix products, which keeps
 # hashing all 23 windows plus the 8 query transforms a small part of an upload's work.
 DIHEDRAL: tuple[Image.Transpose | None, ...] = (
@@ -257,8 +257,8 @@ def compute_hashes(image: Image.Image) -> PhotoHashes:
     """The stored hashes of an upright photo (pass the small decoded image).
 
     Same bits as :func:`hash_region` on the whole image and each of :func:`crop_windows`
-    (tests/test_hashing.py checks it), computed for all 23 regions at once: one stacked matrix
-    product per resampling pass and one for the DCT, instead of 115 small ones."""
+    (tests/photos/test_hashing.py checks it), computed for all 23 regions at once: one stacked
+    matrix product per resampling pass and one for the DCT, instead of 115 small ones."""
     grey = _grey(image)
     p_rows, p_cols, d_rows, d_cols = _window_weights(*grey.shape)
     p32 = np.matmul(np.matmul(p_rows, grey), p_cols.transpose(0, 2, 1))

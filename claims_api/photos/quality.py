@@ -7,7 +7,7 @@ the mini-program shows so the customer retakes the photo before submitting a cla
 
 Thresholds were calibrated on the 1822 real photos of the shared produce dataset (web and lab
 photos, 108–512 px) and on synthetic bad phone photos; ``bench/bench_pipeline.py`` and
-``tests/test_quality.py`` re-measure them. See :class:`QualityThresholds` for each number.
+``tests/photos/test_quality.py`` re-measure them. See :class:`QualityThresholds` for each number.
 """
 
 from __future__ import annotations

@@ -25,16 +25,6 @@ class CustomerProfile(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class ConsumedEvent(Base):
-    """De-duplicates at-least-once delivery: one row per (consumer, event)."""
-
-    __tablename__ = "consumed_events"
-
-    consumer: Mapped[str] = mapped_column(String(40), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    consumed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-
 class SkuQualityAlert(Base):
     """Raised when one SKU collects many claims in a short window: a bad batch, a cold-chain
     break at one warehouse."""

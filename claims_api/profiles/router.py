@@ -8,10 +8,9 @@ from sqlalchemy import select
 from claims_api.auth.principal import Principal
 from claims_api.deps import ContainerDep, DbSession, ReadSession, ShopPrincipal, current_principal
 from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, Forbidden, document
-from claims_api.orders.models import Customer
-from claims_api.profiles import privacy
+from claims_api.profiles import privacy, service
 from claims_api.profiles.errors import CustomerNotFound
-from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
+from claims_api.profiles.models import SkuQualityAlert
 from claims_api.profiles.schemas import ConsentIn, ErasureOut, ProfileOut, QualityAlertOut
 
 router = APIRouter(tags=["customers"])
@@ -32,17 +31,7 @@ def _staff_or_shop(principal: Annotated[Principal, Depends(current_principal)]) 
 def get_profile(
     customer_id: str, session: ReadSession, _: Annotated[Principal, Depends(_staff_or_shop)]
 ) -> ProfileOut:
-    customer = session.get(Customer, customer_id)
-    if customer is None or customer.erased_at is not None:
-        raise CustomerNotFound()
-    profile = session.get(CustomerProfile, customer_id) or CustomerProfile(
-        customer_id=customer_id,
-        claims_submitted=0,
-        claims_paid=0,
-        claims_rejected=0,
-        compensation_cents=0,
-        tags=[],
-    )
+    profile, customer = service.profile_of(session, customer_id)
     out = ProfileOut.model_validate(profile)
     return out.model_copy(update={"training_consent": customer.training_consent})
 

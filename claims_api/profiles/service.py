@@ -6,17 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
 from claims_api.events import service as events
+from claims_api.events.consumers import Consumer
 from claims_api.events.models import OutboxEvent
-from claims_api.orders.models import OrderLine
-from claims_api.profiles.models import ConsumedEvent, CustomerProfile, SkuQualityAlert
+from claims_api.orders.models import Customer, OrderLine
+from claims_api.profiles.errors import CustomerNotFound
+from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
 
-CONSUMER = "profiles"
 CARE_CAMPAIGN_DAYS = 14
 FREQUENT_CLAIMS = 5
 SKU_ALERT_WINDOW_HOURS = 24
@@ -28,46 +28,42 @@ TAG_KOC_BLOCKED = "koc_ineligible"  # a reviewer rejected a claim: not a KOC can
 TAG_TRUSTED = "trusted_claimant"  # several paid claims, none rejected
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+def empty_profile(customer_id: str) -> CustomerProfile:
+    """The profile of a customer no claim event has reached yet."""
+    return CustomerProfile(
+        customer_id=customer_id,
+        claims_submitted=0,
+        claims_paid=0,
+        claims_rejected=0,
+        compensation_cents=0,
+        tags=[],
+        updated_at=utcnow(),
+    )
 
 
-def _already_consumed(session: Session, event_id: str) -> bool:
-    """Records the event as consumed; True when it already was (a redelivery). One
-    INSERT ... ON CONFLICT DO NOTHING: no savepoint around an insert that may fail."""
-    insert = _INSERTS[session.get_bind().dialect.name]
-    inserted = session.execute(
-        insert(ConsumedEvent)
-        .values(consumer=CONSUMER, event_id=event_id, consumed_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        .returning(ConsumedEvent.event_id)
-    ).first()
-    return inserted is None
+def profile_of(session: Session, customer_id: str) -> tuple[CustomerProfile, Customer]:
+    """A customer's profile (empty before their first claim event) and the customer; 404 for
+    an unknown or erased customer."""
+    customer = session.get(Customer, customer_id)
+    if customer is None or customer.erased_at is not None:
+        raise CustomerNotFound()
+    return session.get(CustomerProfile, customer_id) or empty_profile(customer_id), customer
 
 
-def _profile(session: Session, customer_id: str) -> CustomerProfile:
+def _profile_for_update(session: Session, customer_id: str) -> CustomerProfile:
     profile = session.get(CustomerProfile, customer_id, with_for_update=True)
     if profile is None:
-        profile = CustomerProfile(
-            customer_id=customer_id,
-            claims_submitted=0,
-            claims_paid=0,
-            claims_rejected=0,
-            compensation_cents=0,
-            tags=[],
-            updated_at=utcnow(),
-        )
+        profile = empty_profile(customer_id)
         session.add(profile)
     return profile
 
 
 def consume(session: Session, event: OutboxEvent) -> None:
-    """The relay calls this for every event, inside its own savepoint."""
-    if event.aggregate_type != "claim" or _already_consumed(session, event.event_id):
-        return
+    """Applies one claim event; the shared consumer helper runs it at most once per event."""
     data = event.payload
     status = data["status"]
     at = datetime.fromisoformat(data["at"])
-    profile = _profile(session, data["customer_id"])
+    profile = _profile_for_update(session, data["customer_id"])
     if data["previous_status"] == "submitted":
         profile.claims_submitted += 1
         profile.last_claim_at = at
@@ -80,6 +76,9 @@ def consume(session: Session, event: OutboxEvent) -> None:
         profile.claims_rejected += 1
     profile.tags = tags_for(profile, utcnow())
     profile.updated_at = utcnow()
+
+
+CONSUMER = Consumer("profiles", consume, event_types=("claim.*",))
 
 
 def tags_for(profile: CustomerProfile, now: datetime) -> list[str]:

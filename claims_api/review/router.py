@@ -110,7 +110,7 @@ def release(claim_id: str, session: DbSession, reviewer: ReviewerPrincipal) -> R
         PAYOUT,
     ),
 )
-def decide(
+def decide_claim(
     claim_id: str,
     body: DecisionIn,
     session: DbSession,

@@ -15,8 +15,9 @@ from claims_api.rules.gate import photo_gate
 from data.manifest import default_dataset_dir
 from data.negatives import FOREIGN_KINDS, make_other
 from data.synthetic import make_fruit, make_not_produce
+from tests.support.paths import REPO
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = REPO / "models"
 SHIPPED = sorted(MODELS.glob("*.onnx"))
 DATASET = default_dataset_dir()
 

@@ -18,8 +18,7 @@ from claims_api.photos.quality import QualityThresholds, assess_quality
 from claims_api.rules.gate import RETAKE_CODES
 from claims_api.rules.signals import customer_text
 from data.synthetic import make_fruit
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
 
 
 def dataset_dir() -> Path:

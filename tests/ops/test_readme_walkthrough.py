@@ -18,18 +18,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from bench.common import free_port
 from claims_api.cli import app
 from claims_api.migrate import upgrade
+from tests.support.paths import REPO
+from tests.support.server import wait_until_ready
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
@@ -108,18 +107,6 @@ def _freshclaim_command(bin_dir: Path) -> None:
     script.chmod(0o755)
 
 
-def _wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} was not ready within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
 
 @pytest.mark.slow
 def test_the_readme_walkthrough_ends_with_one_claim_paid_and_one_in_review(tmp_path: Path) -> None:
@@ -148,7 +135,7 @@ def test_the_readme_walkthrough_ends_with_one_claim_paid_and_one_in_review(tmp_p
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(f"{url}/readyz", server, log)
+        wait_until_ready(f"{url}/readyz", server, log=log)
         run = subprocess.run(
             ["bash", str(script)],
             cwd=clone,

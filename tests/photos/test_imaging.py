@@ -31,8 +31,8 @@ from claims_api.photos.imaging import (
 )
 from claims_api.photos.quality import edge_tiles
 from data.synthetic import make_fruit
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TAG_ORIENTATION, TAG_SOFTWARE, TAG_MAKE, TAG_MODEL = 0x0112, 0x0131, 0x010F, 0x0110
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 
@@ -276,7 +276,7 @@ def test_large_jpeg_is_draft_decoded_to_the_stored_size() -> None:
     assert (result.stored_width, result.stored_height) == (2016, 1512)
     assert max(result.small_image.size) <= ImageLimits().small_max_side
     assert set(result.timings_ms) >= {"sniff", "header", "decode", "encode", "quality", "total"}
-    # (An upscaled photo is rightly "too_blurry" at 2016 px: see tests/test_quality.py.)
+    # (An upscaled photo is rightly "too_blurry" at 2016 px: see tests/photos/test_quality.py.)
 
 
 @pytest.mark.parametrize("size", [(2016, 1512), (1001, 757), (757, 1001), (333, 100)])

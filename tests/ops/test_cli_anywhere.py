@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from claims_api.config import Settings
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = sorted((REPO / "models").glob("*.onnx"))[-1]
 
 

@@ -371,6 +371,11 @@ def test_an_admin_reverses_a_payout_with_a_reason_and_the_ledger_nets_to_zero(ap
         postings = session.scalars(select(LedgerPosting).order_by(LedgerPosting.created_at)).all()
         assert [(p.kind, p.amount_cents) for p in postings] == [("payout", 600), ("reversal", 600)]
         assert sum(e.amount_cents for e in session.scalars(select(LedgerEntry))) == 0
+        [event] = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.event_type == "claim.reversed")
+        ).all()
+        assert event.payload["reason"] == "payout_reversed"
+        assert "paid twice" not in str(event.payload)
         credit = [
             e for e in session.scalars(select(LedgerEntry)) if e.account.startswith("liability")
         ]

@@ -15,7 +15,7 @@ from claims_api.auth.models import LoginFailure
 from claims_api.auth.throttle import LoginKey, LoginLimits
 from claims_api.container import Container
 from claims_api.db import utcnow
-from tests.test_web import login as sign_in_page
+from tests.web.test_web import login as sign_in_page
 
 PASSWORD = "correct-horse-1"
 LIMITS = LoginLimits(per_user=3, per_address=5, window=timedelta(minutes=15))

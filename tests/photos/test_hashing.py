@@ -33,8 +33,8 @@ from claims_api.photos.hashing import (
 )
 from claims_api.photos.imaging import process_upload
 from data.synthetic import make_fruit
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 
 

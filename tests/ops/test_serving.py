@@ -6,16 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bench.common import free_port, process_tree
 from claims_api.serving import limit_malloc_arenas, reuseport_socket
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
+from tests.support.server import wait_until_ready
 
 
 def test_workers_can_each_bind_the_same_port() -> None:
@@ -28,18 +26,6 @@ def test_workers_can_each_bind_the_same_port() -> None:
         first.close()
         second.close()
 
-
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
 
 
 @pytest.mark.slow
@@ -64,7 +50,7 @@ def test_serve_with_two_workers_answers_and_stops_on_sigterm(
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/readyz", server)
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", server)
         workers = [p for p in process_tree(server.pid) if p != server.pid]
         assert len(workers) >= 2  # two uvicorn workers (+ multiprocessing's resource tracker)
     finally:
