@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,8 +22,9 @@ from claims_api.claims.models import Claim
 from claims_api.container import Container
 from claims_api.db import Database, utcnow
 from claims_api.observability import OperationsCollector
+from tests.support.paths import REPO
+from tests.support.server import wait_until_ready
 
-REPO = Path(__file__).resolve().parent.parent
 # (the ledger's series appear with its first posting: the in-process test sees them)
 NEW_SERIES = (
     "freshclaim_review_queue_depth",
@@ -100,19 +100,6 @@ def test_an_unreachable_database_is_reported_not_raised() -> None:
     assert families["freshclaim_metrics_database_up"].samples[0].value == 0
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @pytest.mark.slow
 def test_two_workers_counts_are_summed_in_every_scrape(
     tmp_path: Path, tiny_model_path: Path
@@ -145,7 +132,7 @@ def test_two_workers_counts_are_summed_in_every_scrape(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(f"{base}/readyz", server)
+        wait_until_ready(f"{base}/readyz", server, log=log_path)
         requests = 40
         for _ in range(requests):  # a new connection each: the kernel spreads them by port
             assert httpx.get(f"{base}/healthz").status_code == 200
