@@ -74,6 +74,8 @@ def serve(
     if settings.resolved_model_path() is None:
         # The service still starts (every claim then goes to a person); say why up front.
         typer.echo(f"warning: {_no_model_found(settings)}", err=True)
+    if workers > 1:
+        _share_metrics_between_workers(settings)
     if workers > 1 and shared_socket:
         import uvicorn
 
@@ -85,6 +87,21 @@ def serve(
     from claims_api.serving import run
 
     raise typer.Exit(run(host, port, workers))
+
+
+def _share_metrics_between_workers(settings: Settings) -> None:
+    """prometheus-client's multiprocess mode: each worker writes its counters to files in
+    PROMETHEUS_MULTIPROC_DIR (default ``home/prometheus``) and ``/metrics``, whichever worker
+    answers it, sums them all. Set before any worker imports prometheus_client; the files of
+    an earlier run are deleted, or their counts would be added to this run's. (Named here,
+    not imported from observability: importing prometheus_client in the supervisor before
+    the variable is set would fork workers that keep their counts in memory.)"""
+    variable = "PROMETHEUS_MULTIPROC_DIR"
+    folder = Path(os.environ.get(variable) or settings.home / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[variable] = str(folder)
 
 
 @app.command()
@@ -100,8 +117,10 @@ def worker(
 
     from claims_api import background
     from claims_api.db import Database
+    from claims_api.observability import configure_logging
 
     settings = get_settings()
+    configure_logging(settings.log_format)
     db = Database(settings.resolved_database_url)
     try:
         if once:

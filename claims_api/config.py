@@ -139,6 +139,45 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(
         default=900, gt=0, description="The window in which failed logins are counted."
     )
+    photo_uploads_per_minute: float = Field(
+        default=20.0,
+        ge=0,
+        description="Photo uploads one credential may make a minute, sustained (0: no limit); "
+        "past its burst a credential is answered 429 `rate_limited` with Retry-After, before "
+        "the photo is read. A customer retaking photos for a claim stays far below it; a "
+        "script does not.",
+    )
+    photo_upload_burst: int = Field(
+        default=30,
+        ge=1,
+        description="Photo uploads a credential may make at once before photo_uploads_per_minute "
+        "applies (the token bucket's size).",
+    )
+    claims_per_minute: float = Field(
+        default=10.0,
+        ge=0,
+        description="Claims one credential may submit a minute, sustained (0: no limit); past "
+        "claim_burst, 429 `rate_limited` with Retry-After.",
+    )
+    claim_burst: int = Field(
+        default=10, ge=1, description="Claims a credential may submit at once."
+    )
+    photos_per_day: int = Field(
+        default=200,
+        ge=0,
+        description="Photos one customer may store in any 24 hours (0: no limit); past it, "
+        "uploads are answered 429 `daily_photo_limit` with Retry-After.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (`redis://host:6379/0`) for the rate limits' buckets; unset: they "
+        "live in the database (`rate_buckets`). Either way every replica shares them.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines of `serve` and `worker`: one JSON object a line (with the request "
+        "id) or plain text for a terminal.",
+    )
     review_lease_seconds: int = Field(
         default=300,
         description="How long a reviewer's lease on a claim lasts without a heartbeat; an "

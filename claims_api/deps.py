@@ -16,6 +16,7 @@ from claims_api.auth.principal import Principal
 from claims_api.container import Container
 from claims_api.errors import Forbidden, InvalidToken, Unauthorized
 from claims_api.i18n import SUPPORTED
+from claims_api.observability import note_principal
 
 T = TypeVar("T")
 
@@ -103,6 +104,7 @@ async def current_principal(
         principal = auth.principal_for_token(container.secret, token)
     if principal is None:
         raise InvalidToken()
+    note_principal(principal.kind)  # for the request's log line
     return principal
 
 

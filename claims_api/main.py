@@ -17,6 +17,7 @@ from claims_api.compensation.router import router as compensation_router
 from claims_api.config import Settings, get_settings
 from claims_api.container import Container, build_container
 from claims_api.errors import install_error_handlers
+from claims_api.limits.service import DailyPhotoCap, RateLimits, build_buckets
 from claims_api.observability import install_metrics
 from claims_api.orders.router import router as orders_router
 from claims_api.photos.router import router as photos_router
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def lifespan(app: FastAPI):
         app.state.container = container or build_container(settings)
         built: Container = app.state.container
+        app.state.rate_limits = RateLimits(built.settings, build_buckets(built.settings, built.db))
+        app.state.daily_photo_cap = DailyPhotoCap(built.settings.photos_per_day, built.db)
         runs_background = built.settings.background_workers
         loops = background_loops(built.db, built.settings) if runs_background else []
         for loop in loops:

@@ -6,6 +6,7 @@ from claims_api.claims.models import Claim, ClaimPhoto, IdempotencyRecord
 from claims_api.compensation.models import LedgerEntry, LedgerPosting
 from claims_api.db import Base
 from claims_api.events.models import ConsumedEvent, EventSequence, OutboxEvent
+from claims_api.limits.models import RateBucket
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
 from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
@@ -33,6 +34,7 @@ __all__ = [
     "PhotoHash",
     "PhotoLabel",
     "PhotoView",
+    "RateBucket",
     "ReviewDecision",
     "Reviewer",
     "SkuQualityAlert",

@@ -43,8 +43,11 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
 def served_app() -> FastAPI:
     """The application as ``freshclaim serve`` runs it: a long-lived process that freezes
     what it loaded at startup out of the garbage collector (see the lifespan)."""
+    from claims_api.config import get_settings
     from claims_api.main import create_app
+    from claims_api.observability import configure_logging
 
+    configure_logging(get_settings().log_format)
     app = create_app()
     app.state.freeze_gc_after_startup = True
     return app

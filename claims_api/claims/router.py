@@ -44,6 +44,8 @@ from claims_api.deps import (
     RequestLocale,
 )
 from claims_api.errors import AUTHENTICATED, INPUT, JSON_BODY, WRITES, Forbidden, document
+from claims_api.limits.dependencies import ClaimCreationAllowed
+from claims_api.limits.errors import LIMITS
 from claims_api.orders.errors import OrderNotFound, UnknownLine
 from claims_api.photos.errors import PhotoNotFound
 from claims_api.photos.models import Photo
@@ -96,10 +98,11 @@ Reader = Annotated[AnyPrincipal, Depends(_readers)]
     status_code=201,
     response_model=CustomerClaimOut,
     summary="Submit a claim; it is decided at once",
-    responses=document(AUTHENTICATED, JSON_BODY, WRITES, SUBMIT_ERRORS),
+    responses=document(AUTHENTICATED, JSON_BODY, WRITES, SUBMIT_ERRORS, LIMITS),
     openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 def create_claim(
+    _allowed: ClaimCreationAllowed,  # first: its own transaction ends before `session` begins
     body: ClaimCreate,
     session: DbSession,
     customer: CustomerPrincipal,

@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse, Response
 from claims_api.deps import ContainerDep, CustomerOrStaff, CustomerPrincipal, DbSession
 from claims_api.errors import AUTHENTICATED, INPUT, WRITES, document
 from claims_api.i18n import pick_locale
+from claims_api.limits.dependencies import PhotoUploadAllowed
+from claims_api.limits.errors import PHOTO_LIMITS
 from claims_api.orders.errors import OrderNotFound, UnknownLine
 from claims_api.photos import service
 from claims_api.photos.errors import PHOTO_REJECTIONS, UPLOAD_BODY, PhotoNotFound
@@ -32,11 +34,13 @@ PHOTO_READ = (AUTHENTICATED, INPUT, WRITES, PhotoNotFound)  # a staff view is lo
         PHOTO_REJECTIONS.values(),
         OrderNotFound,
         UnknownLine,
+        PHOTO_LIMITS,
     ),
 )
 def upload_photo(
     container: ContainerDep,
     customer: CustomerPrincipal,
+    _allowed: PhotoUploadAllowed,  # before the form: a refused upload's body is never read
     form: PhotoFormDep,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
