@@ -33,6 +33,7 @@ lint: dev-deps
 test: dev-deps
 	scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	FRESHCLAIM_REQUIRE_POSTGRES=$${FRESHCLAIM_REQUIRE_POSTGRES:-1} $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: dev-deps

@@ -584,8 +584,10 @@ def bench_phase(
     """One concurrency level against a fresh server and a fresh database (so no photo of
     an earlier phase counts as reused)."""
     with ExitStack() as stack:
-        url = None if db == "sqlite" else stack.enter_context(
-            scratch_postgres("freshclaim_bench_http")
+        url = (
+            None
+            if db == "sqlite"
+            else stack.enter_context(scratch_postgres("freshclaim_bench_http"))
         )
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="freshclaim-http-")))
         relay_apart = relay_layout(args.relay, db) == "apart"
@@ -710,8 +712,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sizes = [p.stat().st_size for p in photos.main]
     result = {
         "model": model.name,
-        "photo": {"spec": spec.name, "distinct": len(sizes), "mean_mb": round(
-            sum(sizes) / len(sizes) / 1e6, 2)},
+        "photo": {
+            "spec": spec.name,
+            "distinct": len(sizes),
+            "mean_mb": round(sum(sizes) / len(sizes) / 1e6, 2),
+        },
         "workers": args.workers,
         "model_threads": args.model_threads,
         "inprocess": ceiling,
@@ -746,19 +751,26 @@ def report(result: dict[str, Any]) -> None:
         stages = row.get("server_photo_stage_ms", {})
         if stages:
             shown = ", ".join(f"{k} {v}" for k, v in stages.items())
-            print(f"{row['db']} c={row['concurrency']}: photo stages in the server (mean ms): "
-                  f"{shown}")
+            print(
+                f"{row['db']} c={row['concurrency']}: photo stages in the server (mean ms): {shown}"
+            )
         cpu = row.get("server_photo_stage_cpu_ms", {})
         if cpu:
             shown = ", ".join(f"{k} {v}" for k, v in cpu.items())
-            print(f"{row['db']} c={row['concurrency']}: their CPU (mean ms per photo; the "
-                  f"model's own pool not included): {shown}")
+            print(
+                f"{row['db']} c={row['concurrency']}: their CPU (mean ms per photo; the "
+                f"model's own pool not included): {shown}"
+            )
         if "probe" in row:
-            print(f"{row['db']} c={row['concurrency']}: no claim was auto-approved under load; "
-                  f"probe with photos the model approves: {row['probe']}")
+            print(
+                f"{row['db']} c={row['concurrency']}: no claim was auto-approved under load; "
+                f"probe with photos the model approves: {row['probe']}"
+            )
         if row["auto_not_paid"] or row.get("probe", {}).get("auto_not_paid"):
-            print(f"!! {row['db']} c={row['concurrency']}: auto-approved but not paid: "
-                  f"{row['auto_not_paid']}")
+            print(
+                f"!! {row['db']} c={row['concurrency']}: auto-approved but not paid: "
+                f"{row['auto_not_paid']}"
+            )
 
 
 def _spec(text: str) -> PhotoSpec:

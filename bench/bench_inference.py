@@ -60,20 +60,36 @@ def main(argv: list[str] | None = None) -> dict:
             repeats = max(5, args.repeats // batch)
             ms = time_call(lambda x=x, clf=clf: clf.score_batch(x), repeats)
             med = statistics.median(ms)
-            results.append({"threads": threads, "batch": batch, "ms_per_batch": med,
-                            "ms_per_image": med / batch, "p90_ms_per_batch":
-                            float(np.percentile(ms, 90)), "repeats": repeats})
+            results.append(
+                {
+                    "threads": threads,
+                    "batch": batch,
+                    "ms_per_batch": med,
+                    "ms_per_image": med / batch,
+                    "p90_ms_per_batch": float(np.percentile(ms, 90)),
+                    "repeats": repeats,
+                }
+            )
     prep = statistics.median(time_call(lambda: clf.prepare(photo), 30))
     load = os.getloadavg()
-    out = {"model": model.name, "machine": f"{platform.processor() or platform.machine()}, "
-           f"{os.cpu_count()} CPUs, load average {load[0]:.1f} during the run",
-           "load_average_1m": load[0], "preprocess_640x480_ms": prep, "results": results}
+    out = {
+        "model": model.name,
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} during the run",
+        "load_average_1m": load[0],
+        "preprocess_640x480_ms": prep,
+        "results": results,
+    }
     print(f"{'threads':>7} {'batch':>5} {'ms/batch':>9} {'ms/image':>9} {'p90 ms/batch':>12}")
     for r in results:
-        print(f"{r['threads']:>7} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
-              f"{r['ms_per_image']:>9.2f} {r['p90_ms_per_batch']:>12.2f}")
-    print(f"preprocess 640x480 photo: {prep:.2f} ms; load average {load[0]:.1f} "
-          f"({os.cpu_count()} CPUs: above that, other processes slowed these numbers)")
+        print(
+            f"{r['threads']:>7} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
+            f"{r['ms_per_image']:>9.2f} {r['p90_ms_per_batch']:>12.2f}"
+        )
+    print(
+        f"preprocess 640x480 photo: {prep:.2f} ms; load average {load[0]:.1f} "
+        f"({os.cpu_count()} CPUs: above that, other processes slowed these numbers)"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2))
     return out

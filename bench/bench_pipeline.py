@@ -173,9 +173,7 @@ def real_photos(folder: Path, limit: int) -> dict:
         rows = list(csv.DictReader(handle))
     rows = rows[:: max(1, len(rows) // limit)][:limit] if limit else rows
     totals, floors, passed = [], [], 0
-    stage_runs: dict[str, list[float]] = {
-        stage: [] for stage in (*STAGES, *HELPER_STAGES)
-    }
+    stage_runs: dict[str, list[float]] = {stage: [] for stage in (*STAGES, *HELPER_STAGES)}
     for row in rows:
         data = (folder / row["image"]).read_bytes()
         floors.append(timed(lambda data=data: floor_decode(data, (224, 224))))

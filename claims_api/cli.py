@@ -438,9 +438,7 @@ def webhooks_update(
     from claims_api.webhooks import service
     from claims_api.webhooks.schemas import EndpointOut, EndpointPatch
 
-    patch = EndpointPatch(
-        url=url, event_types=event_type, description=description, enabled=enabled
-    )
+    patch = EndpointPatch(url=url, event_types=event_type, description=description, enabled=enabled)
     with _webhooks_session() as session:
         endpoint = service.update_endpoint(
             session,

@@ -43,7 +43,6 @@ MARKER = re.compile(
 )
 
 
-
 class DocsError(Exception):
     """A generated block that cannot be written (unknown name, unclosed marker)."""
 

@@ -52,7 +52,7 @@ def make_background(rng: np.random.Generator, size: int = 256) -> np.ndarray:
         out = base * (0.7 + 0.3 * veins)
     elif kind == 4:  # gradient (window light across the counter)
         other = rng.uniform(30, 240, size=3).astype(np.float32)
-        t = (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1))
+        t = xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)
         t = (t - t.min()) / (np.ptp(t) + 1e-6)
         out = base * (1 - t[..., None]) + other * t[..., None]
     else:  # coloured blotches (cloth, paper bag)
@@ -72,8 +72,14 @@ def background_mask(pixels: np.ndarray, tolerance: float = 38.0) -> np.ndarray |
     import torch.nn.functional as F
 
     h, w, _ = pixels.shape
-    border = np.concatenate([pixels[:3].reshape(-1, 3), pixels[-3:].reshape(-1, 3),
-                             pixels[:, :3].reshape(-1, 3), pixels[:, -3:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            pixels[:3].reshape(-1, 3),
+            pixels[-3:].reshape(-1, 3),
+            pixels[:, :3].reshape(-1, 3),
+            pixels[:, -3:].reshape(-1, 3),
+        ]
+    )
     colour = np.median(border, axis=0)
     close = np.linalg.norm(pixels - colour, axis=-1) < tolerance
     frac = close.mean()
@@ -116,9 +122,13 @@ def paste_on_background(
     s = rng.uniform(*scale)
     nh, nw = max(8, int(h * s)), max(8, int(w * s))
     fg = np.asarray(image.resize((nw, nh), Image.Resampling.BILINEAR), np.float32)
-    alpha = 1 - np.asarray(
-        Image.fromarray((mask * 255).astype(np.uint8)).resize((nw, nh)), np.float32
-    )[..., None] / 255
+    alpha = (
+        1
+        - np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((nw, nh)), np.float32)[
+            ..., None
+        ]
+        / 255
+    )
     y0 = int(rng.integers(0, h - nh + 1))
     x0 = int(rng.integers(0, w - nw + 1))
     region = canvas[y0 : y0 + nh, x0 : x0 + nw]
@@ -170,8 +180,9 @@ class PhonePhotoAugment:
             image = paste_on_background(image, rng)
         border = tuple(int(c) for c in np.asarray(image)[0].mean(axis=0))
         if rng.random() < 0.5:
-            image = image.rotate(float(rng.uniform(-25, 25)), Image.Resampling.BILINEAR,
-                                 fillcolor=border)
+            image = image.rotate(
+                float(rng.uniform(-25, 25)), Image.Resampling.BILINEAR, fillcolor=border
+            )
         if rng.random() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if rng.random() < 0.2:
@@ -183,11 +194,16 @@ class PhonePhotoAugment:
             w, h = image.size
             d = 0.15
             start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
-            end = [[x + int(prng.uniform(-d, d) * w / 2), y + int(prng.uniform(-d, d) * h / 2)]
-                   for x, y in start]
+            end = [
+                [x + int(prng.uniform(-d, d) * w / 2), y + int(prng.uniform(-d, d) * h / 2)]
+                for x, y in start
+            ]
             image = TF.perspective(image, start, end, fill=list(border))
-        for enhance, amount in ((ImageEnhance.Brightness, 0.3), (ImageEnhance.Contrast, 0.25),
-                                (ImageEnhance.Color, 0.25)):
+        for enhance, amount in (
+            (ImageEnhance.Brightness, 0.3),
+            (ImageEnhance.Contrast, 0.25),
+            (ImageEnhance.Color, 0.25),
+        ):
             image = enhance(image).enhance(float(rng.uniform(1 - amount, 1 + amount)))
         image = white_balance(image, rng)
         if rng.random() < 0.25:

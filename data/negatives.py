@@ -20,8 +20,9 @@ FOREIGN_KINDS = ("scene", "colour_noise", "stripes", "cartoon_fruit", "document"
 
 def _receipt(rng, size):
     img = make_not_produce(size=(size, size), seed=int(rng.integers(0, 2**31)))
-    return img.rotate(float(rng.uniform(-30, 30)), fillcolor=tuple(int(c) for c in
-                      make_background(rng, 4)[0, 0]))
+    return img.rotate(
+        float(rng.uniform(-30, 30)), fillcolor=tuple(int(c) for c in make_background(rng, 4)[0, 0])
+    )
 
 
 def _packaging(rng, size):
@@ -87,8 +88,10 @@ def _scene(rng, size):
     for _ in range(int(rng.integers(3, 8))):
         x0 = int(rng.integers(0, size))
         w, h = int(rng.integers(10, size // 3)), int(rng.integers(20, size // 2))
-        draw.rectangle((x0, horizon - h, x0 + w, horizon + 10),
-                       fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        draw.rectangle(
+            (x0, horizon - h, x0 + w, horizon + 10),
+            fill=tuple(int(c) for c in rng.integers(0, 255, 3)),
+        )
     return canvas
 
 
@@ -112,8 +115,9 @@ def _cartoon_fruit(rng, size):
     from data.synthetic import PRODUCE_COLOURS
 
     kind = list(PRODUCE_COLOURS)[int(rng.integers(0, len(PRODUCE_COLOURS)))]
-    return make_fruit(kind, rotten=bool(rng.integers(0, 2)), size=(size, size),
-                      seed=int(rng.integers(0, 2**31)))
+    return make_fruit(
+        kind, rotten=bool(rng.integers(0, 2)), size=(size, size), seed=int(rng.integers(0, 2**31))
+    )
 
 
 def _document(rng, size):
@@ -144,8 +148,9 @@ def other_split(index: int) -> str:
     return {8: "val", 9: "test"}.get(index % 10, "train")
 
 
-def make_others(count: int, split: str, seed: int = 0, size: int = 224,
-                kinds: tuple[str, ...] = TRAIN_KINDS) -> list[tuple[str, Image.Image]]:
+def make_others(
+    count: int, split: str, seed: int = 0, size: int = 224, kinds: tuple[str, ...] = TRAIN_KINDS
+) -> list[tuple[str, Image.Image]]:
     """The ``other`` images of one split: ``(kind, image)`` pairs, reproducible by seed."""
     out = []
     for i in range(count):

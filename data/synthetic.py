@@ -87,11 +87,18 @@ def synthetic_manifest(root: Path, per_cell: int = 6, source_run: int = 1) -> Pa
                 path.parent.mkdir(parents=True, exist_ok=True)
                 seed = 100 * len(produce) + 10 * rotten + i
                 make_fruit(produce, rotten=bool(rotten), size=(96, 80), seed=seed).save(path)
-                rows.append({"image": name, "produce": produce,
-                             "condition": ["fresh", "rotten"][rotten], "split": split,
-                             "source_repo": f"synthetic/{(i // source_run) % 2}",
-                             "source_path": name,
-                             "width": 96, "height": 80})
+                rows.append(
+                    {
+                        "image": name,
+                        "produce": produce,
+                        "condition": ["fresh", "rotten"][rotten],
+                        "split": split,
+                        "source_repo": f"synthetic/{(i // source_run) % 2}",
+                        "source_path": name,
+                        "width": 96,
+                        "height": 80,
+                    }
+                )
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

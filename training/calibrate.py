@@ -57,8 +57,9 @@ def clopper_pearson_lower(successes: int, n: int, confidence: float = 0.95) -> f
     return lo
 
 
-def precision_recall_at(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndarray,
-                        threshold: float) -> tuple[float, float, int]:
+def precision_recall_at(
+    p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndarray, threshold: float
+) -> tuple[float, float, int]:
     """Auto-approve precision / recall at a threshold. ``rotten`` is 1 for rotten, 0 for fresh
     and -1 for not produce (an approval of it is a false approval); ``eligible`` = the other
     gates (in distribution, produce confident and not ``other``)."""
@@ -71,8 +72,13 @@ def precision_recall_at(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.n
     return precision, recall, n
 
 
-def choose_threshold(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndarray,
-                     target: float = 0.99, floor: float = 0.5) -> tuple[float, dict]:
+def choose_threshold(
+    p_rotten: np.ndarray,
+    rotten: np.ndarray,
+    eligible: np.ndarray,
+    target: float = 0.99,
+    floor: float = 0.5,
+) -> tuple[float, dict]:
     """The lowest threshold t >= ``floor`` such that the auto-approve precision is >= target
     at t AND at every higher candidate threshold (so the choice does not sit on a lucky dip).
     Candidates are the observed probabilities of eligible photos."""
@@ -90,18 +96,29 @@ def choose_threshold(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndar
     return float(chosen), operating_point(p_rotten, rotten, eligible, chosen)
 
 
-def operating_point(p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndarray,
-                    threshold: float) -> dict:
+def operating_point(
+    p_rotten: np.ndarray, rotten: np.ndarray, eligible: np.ndarray, threshold: float
+) -> dict:
     """Precision, recall and support at a threshold, with the exact lower bound of precision."""
     precision, recall, n = precision_recall_at(p_rotten, rotten, eligible, threshold)
     tp = round(precision * n)
-    return {"precision": precision, "recall": recall, "support": n, "true_approvals": tp,
-            "false_approvals": n - tp, "precision_lower_95": clopper_pearson_lower(tp, n)}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "support": n,
+        "true_approvals": tp,
+        "false_approvals": n - tp,
+        "precision_lower_95": clopper_pearson_lower(tp, n),
+    }
 
 
-def choose_confidence_floor(produce_probs: np.ndarray, produce_true: np.ndarray,
-                            other_index: int, target: float = 0.99,
-                            grid=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)) -> tuple[float, dict]:
+def choose_confidence_floor(
+    produce_probs: np.ndarray,
+    produce_true: np.ndarray,
+    other_index: int,
+    target: float = 0.99,
+    grid=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95),
+) -> tuple[float, dict]:
     """Lowest produce-confidence floor at which the produce head is right on >= ``target`` of
     the validation photos it accepts (predicted produce, not ``other``, confidence >= floor)."""
     pred = produce_probs.argmax(1)
@@ -119,8 +136,13 @@ def choose_confidence_floor(produce_probs: np.ndarray, produce_true: np.ndarray,
 
 def certificate(threshold_info: dict, target: float, split: str, **extra) -> ThresholdCertificate:
     return ThresholdCertificate(
-        target_precision=target, split=split, precision=threshold_info["precision"],
-        recall=threshold_info["recall"], support=threshold_info["support"],
-        extra={k: v for k, v in threshold_info.items()
-               if k not in {"precision", "recall", "support"}} | extra,
+        target_precision=target,
+        split=split,
+        precision=threshold_info["precision"],
+        recall=threshold_info["recall"],
+        support=threshold_info["support"],
+        extra={
+            k: v for k, v in threshold_info.items() if k not in {"precision", "recall", "support"}
+        }
+        | extra,
     )

@@ -38,16 +38,20 @@ def _timing_note(m: dict) -> str:
     if len(hist) < 2:
         return ""
     times = [b["elapsed_s"] - a["elapsed_s"] for a, b in pairwise(hist)]
-    return (f"  Measured: {m.get('train_seconds', 0) / 60:.0f} min of training wall-clock for "
-            f"{len(hist)} epochs; epochs took {min(times):.0f}-{max(times):.0f} s (they are "
-            "slower when other work shares the 2 cores).")
+    return (
+        f"  Measured: {m.get('train_seconds', 0) / 60:.0f} min of training wall-clock for "
+        f"{len(hist)} epochs; epochs took {min(times):.0f}-{max(times):.0f} s (they are "
+        "slower when other work shares the 2 cores)."
+    )
 
 
 def _approvals(stats: dict) -> str:
     if not stats["approved"]:
         return "0 (all to a person), n/a, 0.0%"
-    return (f"{stats['approved']} ({stats['false_approvals']}), "
-            f"{_target(stats['precision'], 0.99)}, {_pct(stats['recall'])}")
+    return (
+        f"{stats['approved']} ({stats['false_approvals']}), "
+        f"{_target(stats['precision'], 0.99)}, {_pct(stats['recall'])}"
+    )
 
 
 def _duration(m: dict, loso) -> str:
@@ -55,8 +59,9 @@ def _duration(m: dict, loso) -> str:
     rows = (list(loso.values()) if isinstance(loso, dict) else loso) or []
     folds = [r["train_seconds"] for r in rows if r.get("train_seconds")]
     if folds:
-        text += (f" + ~{sum(folds) / 60:.0f} min for the {len(folds)} leave-one-source-out "
-                 "fold models")
+        text += (
+            f" + ~{sum(folds) / 60:.0f} min for the {len(folds)} leave-one-source-out fold models"
+        )
     return text + " + ~3 min export/evaluation"
 
 
@@ -64,9 +69,15 @@ def _recertified_note(m: dict) -> list[str]:
     r = m.get("recertified")
     if not r:
         return []
-    return ["", f"  Operating point re-certified {r['at']} (graph unchanged; previous threshold "
-            f"version `{r.get('previous_threshold_version')}`):", "", "  ```",
-            f"  {r['command']}", "  ```"]
+    return [
+        "",
+        f"  Operating point re-certified {r['at']} (graph unchanged; previous threshold "
+        f"version `{r.get('previous_threshold_version')}`):",
+        "",
+        "  ```",
+        f"  {r['command']}",
+        "  ```",
+    ]
 
 
 def _cross_source_lines(cert) -> list[str]:
@@ -90,7 +101,8 @@ def _cross_source_lines(cert) -> list[str]:
         lines.append(
             f"- the same pool under the service's rule (also the ordered produce must be the "
             f"produce seen): {svc['approved']} approvals, {svc['false_approvals']} false, "
-            f"precision {_pct(svc['precision'])}.")
+            f"precision {_pct(svc['precision'])}."
+        )
     return lines
 
 
@@ -177,8 +189,7 @@ def render(model_path: Path) -> str:
     lines += [
         f"- produce-confidence floor {meta.auto_approve.produce_confidence_min:.2f}: lowest "
         "floor at which the produce head is right on >= 99% of accepted validation photos",
-        f"- OOD threshold {meta.ood.threshold:.4f}: "
-        f"{meta.ood.details.get('threshold_rule', '')}",
+        f"- OOD threshold {meta.ood.threshold:.4f}: {meta.ood.details.get('threshold_rule', '')}",
         "",
         "## Test split (dev set) — measured through `claims_api.inference.model.Classifier`",
         "",
@@ -200,27 +211,45 @@ def render(model_path: Path) -> str:
         "",
     ]
     if full.get("per_produce"):
-        lines += ["Per produce (test): n, fresh/rotten accuracy, produce accuracy", "",
-                  "| produce | n | condition acc | produce acc |", "|---|---|---|---|"]
+        lines += [
+            "Per produce (test): n, fresh/rotten accuracy, produce accuracy",
+            "",
+            "| produce | n | condition acc | produce acc |",
+            "|---|---|---|---|",
+        ]
         for kind, v in full["per_produce"].items():
-            lines.append(f"| {kind} | {v['n']} | {_pct(v['condition_accuracy'])} | "
-                         f"{_pct(v['produce_accuracy'])} |")
-        lines += ["", "Per source (test):", "",
-                  "| source | n | condition acc | produce acc | in distribution | "
-                  "auto-approve precision / recall |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {kind} | {v['n']} | {_pct(v['condition_accuracy'])} | "
+                f"{_pct(v['produce_accuracy'])} |"
+            )
+        lines += [
+            "",
+            "Per source (test):",
+            "",
+            "| source | n | condition acc | produce acc | in distribution | "
+            "auto-approve precision / recall |",
+            "|---|---|---|---|---|---|",
+        ]
         for src, v in full["per_source"].items():
             a = v["auto_approve"]
-            lines.append(f"| {src} | {v['n']} | {_pct(v['condition_accuracy'])} | "
-                         f"{_pct(v['produce_accuracy'])} | {_pct(v['in_distribution_rate'])} | "
-                         f"{_pct(a['precision'])} / {_pct(a['recall'])} |")
+            lines.append(
+                f"| {src} | {v['n']} | {_pct(v['condition_accuracy'])} | "
+                f"{_pct(v['produce_accuracy'])} | {_pct(v['in_distribution_rate'])} | "
+                f"{_pct(a['precision'])} / {_pct(a['recall'])} |"
+            )
         lines.append("")
     if full.get("foreign_images"):
-        lines += ["Clearly foreign generated images (kinds never trained on):", "",
-                  "| kind | n | OOD flagged | predicted `other` | auto-approved |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "Clearly foreign generated images (kinds never trained on):",
+            "",
+            "| kind | n | OOD flagged | predicted `other` | auto-approved |",
+            "|---|---|---|---|---|",
+        ]
         for kind, v in full["foreign_images"].items():
-            lines.append(f"| {kind} | {v['n']} | {_pct(v['ood_flagged_rate'])} | "
-                         f"{_pct(v['predicted_other_rate'])} | {v['auto_approved']} |")
+            lines.append(
+                f"| {kind} | {v['n']} | {_pct(v['ood_flagged_rate'])} | "
+                f"{_pct(v['predicted_other_rate'])} | {v['auto_approved']} |"
+            )
         lines.append("")
     lines += ["## Leave-one-source-out", ""]
     if loso:
@@ -232,10 +261,14 @@ def render(model_path: Path) -> str:
             "validation split exactly like the shipped model, then scored through the "
             "Classifier on every photo of the held-out source with its OOD gate. "
             f"Training mode: {', '.join(modes)}."
-            + (" `probe (frozen backbone)` means the ImageNet backbone was NOT fine-tuned "
-               "(only the two linear heads and the gate were fitted on its features): it "
-               "estimates how a frozen-feature version of the recipe meets a new source, not "
-               "this file." if any(mode.startswith("probe") for mode in modes) else ""),
+            + (
+                " `probe (frozen backbone)` means the ImageNet backbone was NOT fine-tuned "
+                "(only the two linear heads and the gate were fitted on its features): it "
+                "estimates how a frozen-feature version of the recipe meets a new source, not "
+                "this file."
+                if any(mode.startswith("probe") for mode in modes)
+                else ""
+            ),
             "",
             "Columns: the fold's own validation threshold and what it approves (model gates "
             "only); then the threshold the full procedure would have chosen WITHOUT the "
@@ -257,14 +290,17 @@ def render(model_path: Path) -> str:
             nested = v.get("nested_cross_source")
             nested_cols = "n/a | n/a | n/a"
             if nested:
-                nested_cols = (f"{nested['threshold']:.4f} | {_approvals(nested['model_gates'])}"
-                               f" | {_approvals(nested['service_rule'])}")
+                nested_cols = (
+                    f"{nested['threshold']:.4f} | {_approvals(nested['model_gates'])}"
+                    f" | {_approvals(nested['service_rule'])}"
+                )
             lines.append(
                 f"| {v['held_out_source']} | {mode} | {v['photos']} | "
                 f"{_pct(v['condition_accuracy'])} | "
                 f"{_pct(v['ood_in_distribution_rate_produce'])} | {v['threshold']:.4f}: "
                 f"{v['auto_approved']} ({v['false_approvals']}), "
-                f"{_pct(v['auto_approve_precision'])} | {nested_cols} |")
+                f"{_pct(v['auto_approve_precision'])} | {nested_cols} |"
+            )
         lines.append("")
         for v in rows:
             if v.get("unknown_kind_photos"):
@@ -272,58 +308,74 @@ def render(model_path: Path) -> str:
                     f"- {v['held_out_source']} ({v.get('mode', 'fine-tune')}): "
                     f"{v['unknown_kind_photos']} photos of produce kinds the model "
                     f"never saw; {v['unknown_kind_auto_approved']} auto-approved, "
-                    f"{_pct(v['unknown_kind_ood_flagged_rate'])} flagged by the OOD gate.")
+                    f"{_pct(v['unknown_kind_ood_flagged_rate'])} flagged by the OOD gate."
+                )
         lines.append("")
     else:
         lines += ["Not run for this file.", ""]
     diffs = m.get("onnx_parity_max_abs_diff", {})
-    lines += ["## Export checks", "",
-              f"- ONNX vs torch on {m.get('onnx_parity_photos')} real photos, max abs diff: "
-              + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())]
+    lines += [
+        "## Export checks",
+        "",
+        f"- ONNX vs torch on {m.get('onnx_parity_photos')} real photos, max abs diff: "
+        + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()),
+    ]
     if bench:
-        lines.append(f"- onnxruntime CPU inference ({bench.get('machine', '')}): "
-                     + "; ".join(f"batch {r['batch']}: {r['ms_per_image']:.2f} ms/image "
-                                 f"(threads {r['threads']})" for r in bench["results"]))
-    lines += ["", "## Known limits", "",
-              "- **Produce kinds the model has never seen are not all caught by the OOD "
-              "gate.** With ErenYurtaslan or FGrade held out, their kinds were unknown to the "
-              "fold model and the gate flagged most but not all of them (see "
-              "`unknown_kind_ood_flagged_rate` in `report/loso.json`); none of those it let "
-              "through was approved wrongly, which is a small sample, not a guarantee. The "
-              "service adds the ordered-produce rule (auto-approve only when the model "
-              "confidently sees the ordered produce and that produce is among its labels), "
-              "under which none of them is approved.",
-              "- The leave-one-source-out fold models are fine-tuned for fewer epochs than "
-              "this file (the 2-core CPU budget), so the cross-source threshold transfers "
-              "calibrated probabilities from those models to this one: an approximation. "
-              "Four sources make four folds; a fifth source would move the threshold.",
-              "- The developer photos are mostly web/stock shots of apples, bananas and oranges "
-              "and FGrade tomatoes on white; grape, guava, jujube, pomegranate and strawberry "
-              "have ~20 photos per condition, so their test cells are tiny and their numbers "
-              "are not reliable. No vegetables.",
-              "- Customers' phone photos are not in the data: expect more photos to be flagged "
-              "out-of-distribution (sent to a person) and lower recall there. Precision on "
-              "photos from new places is what the OOD gate protects; the leave-one-source-out "
-              "table is the best estimate available.",
-              "- Tomato `rotten` labels mean \"longest in storage\" and are noisy.",
-              "- The `other` class is learned from generated images only (no real photos of "
-              "hands, receipts or packaging); real non-produce photos may need the OOD gate.",
-              "- The 99% precision target is checked on ~100 validation approvals; the lower "
-              "confidence bound above is the statistically honest figure.",
-              f"- The class-activation map is {meta.input.size // 32}x{meta.input.size // 32}: "
-              "coarse, for orientation only.",
-              ""]
+        lines.append(
+            f"- onnxruntime CPU inference ({bench.get('machine', '')}): "
+            + "; ".join(
+                f"batch {r['batch']}: {r['ms_per_image']:.2f} ms/image (threads {r['threads']})"
+                for r in bench["results"]
+            )
+        )
+    lines += [
+        "",
+        "## Known limits",
+        "",
+        "- **Produce kinds the model has never seen are not all caught by the OOD "
+        "gate.** With ErenYurtaslan or FGrade held out, their kinds were unknown to the "
+        "fold model and the gate flagged most but not all of them (see "
+        "`unknown_kind_ood_flagged_rate` in `report/loso.json`); none of those it let "
+        "through was approved wrongly, which is a small sample, not a guarantee. The "
+        "service adds the ordered-produce rule (auto-approve only when the model "
+        "confidently sees the ordered produce and that produce is among its labels), "
+        "under which none of them is approved.",
+        "- The leave-one-source-out fold models are fine-tuned for fewer epochs than "
+        "this file (the 2-core CPU budget), so the cross-source threshold transfers "
+        "calibrated probabilities from those models to this one: an approximation. "
+        "Four sources make four folds; a fifth source would move the threshold.",
+        "- The developer photos are mostly web/stock shots of apples, bananas and oranges "
+        "and FGrade tomatoes on white; grape, guava, jujube, pomegranate and strawberry "
+        "have ~20 photos per condition, so their test cells are tiny and their numbers "
+        "are not reliable. No vegetables.",
+        "- Customers' phone photos are not in the data: expect more photos to be flagged "
+        "out-of-distribution (sent to a person) and lower recall there. Precision on "
+        "photos from new places is what the OOD gate protects; the leave-one-source-out "
+        "table is the best estimate available.",
+        '- Tomato `rotten` labels mean "longest in storage" and are noisy.',
+        "- The `other` class is learned from generated images only (no real photos of "
+        "hands, receipts or packaging); real non-produce photos may need the OOD gate.",
+        "- The 99% precision target is checked on ~100 validation approvals; the lower "
+        "confidence bound above is the statistically honest figure.",
+        f"- The class-activation map is {meta.input.size // 32}x{meta.input.size // 32}: "
+        "coarse, for orientation only.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _ood_description(meta) -> str:
     if meta.ood.method == "knn":
         k = meta.ood.details.get("k", "k")
-        return (f"one minus the cosine similarity of the pooled last-layer features to the "
-                f"{k}th nearest training photo, a deep-nearest-neighbour gate fitted on the "
-                "training split")
-    return ("Mahalanobis distance of the pooled last-layer features to the nearest produce "
-            "class, shared shrunk covariance fitted on the training split")
+        return (
+            f"one minus the cosine similarity of the pooled last-layer features to the "
+            f"{k}th nearest training photo, a deep-nearest-neighbour gate fitted on the "
+            "training split"
+        )
+    return (
+        "Mahalanobis distance of the pooled last-layer features to the nearest produce "
+        "class, shared shrunk covariance fitted on the training split"
+    )
 
 
 def write(model_path: Path) -> Path:

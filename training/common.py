@@ -36,24 +36,34 @@ class RunData:
 
 
 def items_from_records(root: Path, records: list[Record]) -> list[Item]:
-    return [Item(load_image(root, r), r.produce, r.rotten, r.source_repo, r.image)
-            for r in records]
+    return [Item(load_image(root, r), r.produce, r.rotten, r.source_repo, r.image) for r in records]
 
 
 def other_items(count: int, split: str, seed: int, size: int = 224) -> list[Item]:
-    return [Item(img, OTHER_LABEL, -1, f"generated:{kind}", f"other/{split}/{i}")
-            for i, (kind, img) in enumerate(make_others(count, split, seed, size))]
+    return [
+        Item(img, OTHER_LABEL, -1, f"generated:{kind}", f"other/{split}/{i}")
+        for i, (kind, img) in enumerate(make_others(count, split, seed, size))
+    ]
 
 
-def load_run_data(root: Path | str, *, exclude_sources: list[str] | None = None,
-                  others: int = 400, seed: int = 0, limit: int | None = None) -> RunData:
+def load_run_data(
+    root: Path | str,
+    *,
+    exclude_sources: list[str] | None = None,
+    others: int = 400,
+    seed: int = 0,
+    limit: int | None = None,
+) -> RunData:
     """Train/val/test items of the manifest (minus excluded sources) plus generated ``other``
     photos. Produce labels: the kinds present in the training split, sorted, then ``other``."""
     root = Path(root)
     records = select(read_manifest(root), exclude_sources=exclude_sources or None)
     if limit:
-        records = [r for s in ("train", "val", "test") for r in
-                   [x for x in records if x.split == s][:limit]]
+        records = [
+            r
+            for s in ("train", "val", "test")
+            for r in [x for x in records if x.split == s][:limit]
+        ]
     kinds = sorted({r.produce for r in records if r.split == "train"})
     data = RunData(root, [*kinds, OTHER_LABEL], records=records)
     for split in ("train", "val", "test"):

@@ -36,8 +36,7 @@ import numpy as np
 from training.calibrate import choose_threshold, clopper_pearson_lower
 
 SCORES_FILE = "held_out_scores.npz"
-_FIELDS = ("source", "p_rotten", "rotten", "in_distribution", "produce_confident",
-           "produce_match")
+_FIELDS = ("source", "p_rotten", "rotten", "in_distribution", "produce_confident", "produce_match")
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,14 @@ class HeldOutScores:
     def from_scores(cls, s: dict, source: str) -> HeldOutScores:
         """From :func:`training.evaluate.score_items` output of a fold model."""
         match = (s["produce_pred"] == s["produce_true"]) & s["known_kind"]
-        return cls(source=np.full(len(s["rotten"]), source), p_rotten=s["p_rotten"],
-                   rotten=s["rotten"], in_distribution=s["in_distribution"],
-                   produce_confident=s["produce_confident"], produce_match=match)
+        return cls(
+            source=np.full(len(s["rotten"]), source),
+            p_rotten=s["p_rotten"],
+            rotten=s["rotten"],
+            in_distribution=s["in_distribution"],
+            produce_confident=s["produce_confident"],
+            produce_match=match,
+        )
 
     @property
     def model_gates(self) -> np.ndarray:
@@ -80,8 +84,7 @@ class HeldOutScores:
 
     @classmethod
     def concat(cls, parts: list[HeldOutScores]) -> HeldOutScores:
-        return cls(**{name: np.concatenate([getattr(p, name) for p in parts])
-                      for name in _FIELDS})
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS})
 
     def _subset(self, keep: np.ndarray) -> HeldOutScores:
         return HeldOutScores(**{name: getattr(self, name)[keep] for name in _FIELDS})
@@ -110,44 +113,55 @@ def approval_stats(pool: HeldOutScores, threshold: float, gates: np.ndarray) -> 
     approved = gates & (pool.p_rotten >= threshold)
     n, tp = int(approved.sum()), int((approved & (pool.rotten == 1)).sum())
     positives = int((pool.rotten == 1).sum())
-    return {"approved": n, "false_approvals": n - tp,
-            "precision": tp / n if n else None,
-            "recall": tp / positives if positives else None,
-            "precision_lower_95": clopper_pearson_lower(tp, n) if n else None}
+    return {
+        "approved": n,
+        "false_approvals": n - tp,
+        "precision": tp / n if n else None,
+        "recall": tp / positives if positives else None,
+        "precision_lower_95": clopper_pearson_lower(tp, n) if n else None,
+    }
 
 
 def _both_rules(pool: HeldOutScores, threshold: float) -> dict:
-    return {"model_gates": approval_stats(pool, threshold, pool.model_gates),
-            "service_rule": approval_stats(pool, threshold, pool.service_gates)}
+    return {
+        "model_gates": approval_stats(pool, threshold, pool.model_gates),
+        "service_rule": approval_stats(pool, threshold, pool.service_gates),
+    }
 
 
-def choose_cross_source_threshold(pool: HeldOutScores, target: float = 0.99,
-                                  floor: float = 0.5) -> tuple[float, dict]:
+def choose_cross_source_threshold(
+    pool: HeldOutScores, target: float = 0.99, floor: float = 0.5
+) -> tuple[float, dict]:
     """The validation rule (lowest threshold with precision >= target there and at every
     higher candidate) on the pooled out-of-source scores, with the model's own gates."""
-    threshold, info = choose_threshold(pool.p_rotten, pool.rotten, pool.model_gates, target,
-                                       floor)
+    threshold, info = choose_threshold(pool.p_rotten, pool.rotten, pool.model_gates, target, floor)
     return threshold, info | {
-        "photos": len(pool.rotten), "sources": pool.sources,
+        "photos": len(pool.rotten),
+        "sources": pool.sources,
         "per_source": {src: _both_rules(pool.only(src), threshold) for src in pool.sources},
         "service_rule": approval_stats(pool, threshold, pool.service_gates),
     }
 
 
-def combine(val_threshold: float, val_info: dict, cross: tuple[float, dict] | None
-            ) -> tuple[float, dict]:
+def combine(
+    val_threshold: float, val_info: dict, cross: tuple[float, dict] | None
+) -> tuple[float, dict]:
     """The stricter of the validation and the cross-source threshold, with both recorded."""
     if cross is None:
         return val_threshold, val_info | {"cross_source": None, "binding": "val"}
     cross_threshold, cross_info = cross
     binding = "cross_source" if cross_threshold > val_threshold else "val"
     return max(val_threshold, cross_threshold), val_info | {
-        "val_threshold": val_threshold, "cross_source_threshold": cross_threshold,
-        "cross_source": cross_info, "binding": binding}
+        "val_threshold": val_threshold,
+        "cross_source_threshold": cross_threshold,
+        "cross_source": cross_info,
+        "binding": binding,
+    }
 
 
-def nested_fold_results(pool: HeldOutScores, fold_val_thresholds: dict[str, float],
-                        target: float = 0.99) -> dict[str, dict]:
+def nested_fold_results(
+    pool: HeldOutScores, fold_val_thresholds: dict[str, float], target: float = 0.99
+) -> dict[str, dict]:
     """For each held-out source S: the threshold the procedure would have chosen without S
     (S's fold validation threshold, made stricter by the other folds' out-of-source scores),
     and what it gives on S with the model's gates and with the service's rule."""
@@ -156,8 +170,9 @@ def nested_fold_results(pool: HeldOutScores, fold_val_thresholds: dict[str, floa
         others = pool.without(src)
         cross = choose_cross_source_threshold(others, target) if others.sources else None
         threshold, _ = combine(fold_val_thresholds.get(src, 0.5), {}, cross)
-        out[src] = {"threshold": threshold,
-                    "cross_source_threshold": cross[0] if cross else None,
-                    **_both_rules(pool.only(src), threshold)}
+        out[src] = {
+            "threshold": threshold,
+            "cross_source_threshold": cross[0] if cross else None,
+            **_both_rules(pool.only(src), threshold),
+        }
     return out
-

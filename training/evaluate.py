@@ -42,8 +42,9 @@ def score_items(classifier: Classifier, items: list[Item], batch_size: int = 32)
             out[name].append(value)
         out["scores"].extend(classifier.score_batch(x))
     scores = out["scores"]
-    result = {name: np.concatenate(out[name]) if out[name] else np.zeros((0,))
-              for name in OUTPUT_NAMES}
+    result = {
+        name: np.concatenate(out[name]) if out[name] else np.zeros((0,)) for name in OUTPUT_NAMES
+    }
     result.update(
         scores=scores,
         p_rotten=np.array([s.p_rotten for s in scores]),
@@ -56,8 +57,10 @@ def score_items(classifier: Classifier, items: list[Item], batch_size: int = 32)
         auto=np.array([photo_gate(s, None).auto_approvable for s in scores], dtype=bool),
         ood=np.array([s.ood_score for s in scores]),
         # ground truth; a produce kind the model has no label for counts as "other"
-        produce_true=np.array([labels.index(it.produce) if it.produce in labels
-                               else len(labels) - 1 for it in items], dtype=int),
+        produce_true=np.array(
+            [labels.index(it.produce) if it.produce in labels else len(labels) - 1 for it in items],
+            dtype=int,
+        ),
         rotten=np.array([it.rotten for it in items], dtype=int),
         known_kind=np.array([it.produce in labels for it in items], dtype=bool),
         sources=np.array([it.source for it in items]),
@@ -99,9 +102,15 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 15) -> 
         m = (conf > lo) & (conf <= hi) if lo > 0.5 else (conf >= lo) & (conf <= hi)
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-            table.append({"lo": float(lo), "hi": float(hi), "n": int(m.sum()),
-                          "accuracy": float(correct[m].mean()),
-                          "confidence": float(conf[m].mean())})
+            table.append(
+                {
+                    "lo": float(lo),
+                    "hi": float(hi),
+                    "n": int(m.sum()),
+                    "accuracy": float(correct[m].mean()),
+                    "confidence": float(conf[m].mean()),
+                }
+            )
     return float(ece), table
 
 
@@ -113,9 +122,14 @@ def auto_approve_stats(s: dict, mask: np.ndarray | None = None) -> dict:
     mask = np.ones(len(s["rotten"]), bool) if mask is None else mask
     auto, rotten = s["auto"][mask], s["rotten"][mask]
     n, tp, pos = int(auto.sum()), int((auto & (rotten == 1)).sum()), int((rotten == 1).sum())
-    return {"approved": n, "true_approvals": tp, "false_approvals": n - tp,
-            "precision": tp / n if n else None, "recall": tp / pos if pos else None,
-            "rotten": pos}
+    return {
+        "approved": n,
+        "true_approvals": tp,
+        "false_approvals": n - tp,
+        "precision": tp / n if n else None,
+        "recall": tp / pos if pos else None,
+        "rotten": pos,
+    }
 
 
 def compute_metrics(s: dict, labels: list[str]) -> dict:
@@ -145,8 +159,11 @@ def compute_metrics(s: dict, labels: list[str]) -> dict:
         m = s["sources"] == src
         per_source[src] = {
             "n": int(m.sum()),
-            "condition_accuracy": _acc((s["p_rotten"][m & real] >= 0.5).astype(int),
-                                       s["rotten"][m & real]) if (m & real).any() else None,
+            "condition_accuracy": _acc(
+                (s["p_rotten"][m & real] >= 0.5).astype(int), s["rotten"][m & real]
+            )
+            if (m & real).any()
+            else None,
             "produce_accuracy": _acc(s["produce_pred"][m], s["produce_true"][m]),
             "in_distribution_rate": float(s["in_distribution"][m].mean()),
             "auto_approve": auto_approve_stats(s, m),
@@ -171,9 +188,11 @@ def compute_metrics(s: dict, labels: list[str]) -> dict:
         "auto_approve_without_ood_gate": _without_gate(s),
         "ood_gate": {
             "in_distribution_rate_produce": float(s["in_distribution"][real].mean())
-            if real.any() else None,
+            if real.any()
+            else None,
             "flagged_rate_other": float((~s["in_distribution"][others]).mean())
-            if others.any() else None,
+            if others.any()
+            else None,
             "to_person_rate_other": float((~eligible[others]).mean()) if others.any() else None,
             "eligible_rate_produce": float(eligible[real].mean()) if real.any() else None,
         },
@@ -181,12 +200,19 @@ def compute_metrics(s: dict, labels: list[str]) -> dict:
 
 
 def _without_gate(s: dict) -> dict:
-    approved = ((s["p_rotten"] >= s["scores"][0].auto_approve_threshold) & s["produce_confident"]
-                if len(s["scores"]) else np.zeros(0, bool))
+    approved = (
+        (s["p_rotten"] >= s["scores"][0].auto_approve_threshold) & s["produce_confident"]
+        if len(s["scores"])
+        else np.zeros(0, bool)
+    )
     n, tp = int(approved.sum()), int((approved & (s["rotten"] == 1)).sum())
     pos = int((s["rotten"] == 1).sum())
-    return {"approved": n, "false_approvals": n - tp, "precision": tp / n if n else None,
-            "recall": tp / pos if pos else None}
+    return {
+        "approved": n,
+        "false_approvals": n - tp,
+        "precision": tp / n if n else None,
+        "recall": tp / pos if pos else None,
+    }
 
 
 def foreign_metrics(classifier: Classifier, per_kind: int = 20, seed: int = 12345) -> dict:
@@ -194,13 +220,19 @@ def foreign_metrics(classifier: Classifier, per_kind: int = 20, seed: int = 1234
     and how many reach auto-approval (should be none)."""
     out = {}
     for kind in FOREIGN_KINDS:
-        items = [Item(make_other(kind, seed + i), OTHER_LABEL, -1, f"foreign:{kind}")
-                 for i in range(per_kind)]
+        items = [
+            Item(make_other(kind, seed + i), OTHER_LABEL, -1, f"foreign:{kind}")
+            for i in range(per_kind)
+        ]
         s = score_items(classifier, items)
-        out[kind] = {"n": per_kind, "ood_flagged_rate": float((~s["in_distribution"]).mean()),
-                     "predicted_other_rate": float((s["produce_pred"] == len(
-                         classifier.metadata.labels.produce) - 1).mean()),
-                     "auto_approved": int(s["auto"].sum())}
+        out[kind] = {
+            "n": per_kind,
+            "ood_flagged_rate": float((~s["in_distribution"]).mean()),
+            "predicted_other_rate": float(
+                (s["produce_pred"] == len(classifier.metadata.labels.produce) - 1).mean()
+            ),
+            "auto_approved": int(s["auto"].sum()),
+        }
     return out
 
 
@@ -221,8 +253,10 @@ def plot_pr(s: dict, threshold: float, path: Path, title: str) -> None:
     eligible = s["in_distribution"] & s["produce_confident"]
     y = s["rotten"] == 1
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    for name, gate in (("gated (OOD + produce)", eligible), ("condition head only",
-                                                             np.ones_like(eligible))):
+    for name, gate in (
+        ("gated (OOD + produce)", eligible),
+        ("condition head only", np.ones_like(eligible)),
+    ):
         ts = np.unique(np.concatenate([s["p_rotten"], [0.5]]))
         prec, rec = [], []
         for t in ts:
@@ -233,8 +267,13 @@ def plot_pr(s: dict, threshold: float, path: Path, title: str) -> None:
         ax.plot(rec, prec, label=name)
     st = auto_approve_stats(s)
     if st["precision"] is not None:
-        ax.scatter([st["recall"]], [st["precision"]], color="red", zorder=5,
-                   label=f"operating point t={threshold:.3f}")
+        ax.scatter(
+            [st["recall"]],
+            [st["precision"]],
+            color="red",
+            zorder=5,
+            label=f"operating point t={threshold:.3f}",
+        )
     ax.axhline(0.99, color="grey", ls="--", lw=0.8)
     ax.set_xlabel("recall (rotten auto-approved)")
     ax.set_ylabel("precision")
@@ -252,8 +291,15 @@ def plot_reliability(table: list, ece: float, path: Path) -> None:
     conf = [r["confidence"] for r in table]
     acc = [r["accuracy"] for r in table]
     ax.plot([0.5, 1], [0.5, 1], "k--", lw=0.8)
-    ax.bar([r["lo"] for r in table], acc, width=[r["hi"] - r["lo"] for r in table], align="edge",
-           alpha=0.6, edgecolor="k", label="accuracy")
+    ax.bar(
+        [r["lo"] for r in table],
+        acc,
+        width=[r["hi"] - r["lo"] for r in table],
+        align="edge",
+        alpha=0.6,
+        edgecolor="k",
+        label="accuracy",
+    )
     ax.plot(conf, acc, "o", color="red", ms=4, label="(mean confidence, accuracy)")
     for r in table:
         ax.annotate(f"n={r['n']}", (r["lo"], 0.02), fontsize=6, rotation=90)
@@ -278,8 +324,15 @@ def plot_confusion(metrics: dict, path: Path) -> None:
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
                 if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if cm[i, j] > cm.max() / 2 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black",
+                    )
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
     fig.tight_layout()
@@ -310,24 +363,42 @@ def plot_worst(items: list[Item], s: dict, path: Path, k: int = 12) -> list[dict
         cam = cam / cam.max() if cam.max() > 0 else cam
         from PIL import Image
 
-        heat = np.asarray(Image.fromarray((cam * 255).astype(np.uint8)).resize(
-            (160, 160), Image.Resampling.BILINEAR), np.float32) / 255
+        heat = (
+            np.asarray(
+                Image.fromarray((cam * 255).astype(np.uint8)).resize(
+                    (160, 160), Image.Resampling.BILINEAR
+                ),
+                np.float32,
+            )
+            / 255
+        )
         ax.imshow(img)
         ax.imshow(heat, cmap="jet", alpha=0.35, vmin=0, vmax=1)
         truth = ["fresh", "rotten"][s["rotten"][i]]
         flag = " AUTO" if s["auto"][i] else ""
-        ax.set_title(f"{items[i].produce} {truth}, p_rot={s['p_rotten'][i]:.2f}{flag}\n"
-                     f"{items[i].source.split('/')[0][:22]}", fontsize=7)
-        listing.append({"path": items[i].path, "source": items[i].source, "truth": truth,
-                        "p_rotten": float(s["p_rotten"][i]), "auto_approved": bool(s["auto"][i])})
+        ax.set_title(
+            f"{items[i].produce} {truth}, p_rot={s['p_rotten'][i]:.2f}{flag}\n"
+            f"{items[i].source.split('/')[0][:22]}",
+            fontsize=7,
+        )
+        listing.append(
+            {
+                "path": items[i].path,
+                "source": items[i].source,
+                "truth": truth,
+                "p_rotten": float(s["p_rotten"][i]),
+                "auto_approved": bool(s["auto"][i]),
+            }
+        )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return listing
 
 
-def write_report(classifier: Classifier, items: list[Item], report: Path, title: str,
-                 foreign: int = 0) -> dict:
+def write_report(
+    classifier: Classifier, items: list[Item], report: Path, title: str, foreign: int = 0
+) -> dict:
     report.mkdir(parents=True, exist_ok=True)
     labels = classifier.metadata.labels.produce
     s = score_items(classifier, items)
@@ -338,8 +409,9 @@ def write_report(classifier: Classifier, items: list[Item], report: Path, title:
         metrics["foreign_images"] = foreign_metrics(classifier, foreign)
     threshold = classifier.metadata.auto_approve.threshold
     plot_pr(s, threshold, report / "pr_curve.png", title)
-    plot_reliability(metrics["condition_reliability"], metrics["condition_ece"],
-                     report / "reliability.png")
+    plot_reliability(
+        metrics["condition_reliability"], metrics["condition_ece"], report / "reliability.png"
+    )
     plot_confusion(metrics, report / "confusion.png")
     metrics["worst_mistakes"] = plot_worst(items, s, report / "worst_mistakes.png")
     (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -349,20 +421,33 @@ def write_report(classifier: Classifier, items: list[Item], report: Path, title:
 def headline(m: dict) -> dict:
     """The few numbers that go into the model metadata and card."""
     a = m["auto_approve"]
-    return {"n": m["n"], "condition_accuracy": m["condition_accuracy"],
-            "condition_roc_auc": m["condition_roc_auc"], "condition_ece": m["condition_ece"],
-            "produce_accuracy": m["produce_accuracy"],
-            "produce_accuracy_incl_other": m["produce_accuracy_incl_other"],
-            "auto_approve_precision": a["precision"], "auto_approve_recall": a["recall"],
-            "auto_approved": a["approved"], "false_approvals": a["false_approvals"],
-            "ood_in_distribution_rate_produce": m["ood_gate"]["in_distribution_rate_produce"],
-            "ood_flagged_rate_other": m["ood_gate"]["flagged_rate_other"]}
+    return {
+        "n": m["n"],
+        "condition_accuracy": m["condition_accuracy"],
+        "condition_roc_auc": m["condition_roc_auc"],
+        "condition_ece": m["condition_ece"],
+        "produce_accuracy": m["produce_accuracy"],
+        "produce_accuracy_incl_other": m["produce_accuracy_incl_other"],
+        "auto_approve_precision": a["precision"],
+        "auto_approve_recall": a["recall"],
+        "auto_approved": a["approved"],
+        "false_approvals": a["false_approvals"],
+        "ood_in_distribution_rate_produce": m["ood_gate"]["in_distribution_rate_produce"],
+        "ood_flagged_rate_other": m["ood_gate"]["flagged_rate_other"],
+    }
 
 
-def load_split_items(root: Path, split: str | None, *, sources: list[str] | None = None,
-                     others: int = 400, seed: int = 0) -> list[Item]:
-    records = select(read_manifest(root), splits=[split] if split else None,
-                     include_sources=sources or None)
+def load_split_items(
+    root: Path,
+    split: str | None,
+    *,
+    sources: list[str] | None = None,
+    others: int = 400,
+    seed: int = 0,
+) -> list[Item]:
+    records = select(
+        read_manifest(root), splits=[split] if split else None, include_sources=sources or None
+    )
     items = items_from_records(root, records)
     if others and split:
         items += other_items(others, split, seed)
@@ -384,8 +469,9 @@ def main(argv: list[str] | None = None) -> dict:
     classifier = Classifier(args.model, intra_op_threads=2)
     split = None if args.split == "all" else args.split
     items = load_split_items(root, split, sources=args.source, others=args.others, seed=args.seed)
-    m = write_report(classifier, items, args.report, f"{args.model.name} on {args.split}",
-                     args.foreign)
+    m = write_report(
+        classifier, items, args.report, f"{args.model.name} on {args.split}", args.foreign
+    )
     print(json.dumps(headline(m), indent=2))
     return m
 

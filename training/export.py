@@ -63,9 +63,15 @@ def export_onnx(model: ExportModel, size: int, path: Path, metadata: ModelMetada
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(
-            model, (dummy,), str(raw), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            model,
+            (dummy,),
+            str(raw),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
             dynamic_axes={INPUT_NAME: {0: "N"}, **{name: {0: "N"} for name in OUTPUT_NAMES}},
-            opset_version=OPSET, dynamo=False, do_constant_folding=True,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
         )
         proto = onnx.load(str(raw))
     write_metadata(proto, metadata)
@@ -119,8 +125,14 @@ class Calibration:
     n_val_rotten: int
 
 
-def calibrate(model_path: Path, val: list, *, target: float = 0.99, ood_tpr: float = 0.95,
-              cross_source: HeldOutScores | None = None) -> Calibration:
+def calibrate(
+    model_path: Path,
+    val: list,
+    *,
+    target: float = 0.99,
+    ood_tpr: float = 0.95,
+    cross_source: HeldOutScores | None = None,
+) -> Calibration:
     """Score validation through the graph's raw outputs (whatever calibration its metadata
     holds) and choose temperatures, OOD threshold, confidence floor and threshold."""
     s = score_items(Classifier(model_path), val)
@@ -135,68 +147,101 @@ def calibrate(model_path: Path, val: list, *, target: float = 0.99, ood_tpr: flo
     conf_min, conf_info = choose_confidence_floor(probs, s["produce_true"], labels_n - 1)
     p_rotten = softmax(s["condition_logits"], t_cond)[:, 1]
     pred = probs.argmax(1)
-    eligible = ((s["ood"] <= ood_threshold) & (pred != labels_n - 1)
-                & (probs.max(1) >= conf_min))
+    eligible = (s["ood"] <= ood_threshold) & (pred != labels_n - 1) & (probs.max(1) >= conf_min)
     val_threshold, val_info = choose_threshold(p_rotten, s["rotten"], eligible, target)
-    cross = (choose_cross_source_threshold(cross_source, target)
-             if cross_source is not None else None)
+    cross = (
+        choose_cross_source_threshold(cross_source, target) if cross_source is not None else None
+    )
     threshold, info = combine(val_threshold, val_info, cross)
     info |= operating_point(p_rotten, s["rotten"], eligible, threshold)  # val, at the choice
-    return Calibration(Temperature(produce=t_prod, condition=t_cond), conf_min, ood_threshold,
-                       threshold, info, conf_info, len(val), int((s["rotten"] == 1).sum()))
+    return Calibration(
+        Temperature(produce=t_prod, condition=t_cond),
+        conf_min,
+        ood_threshold,
+        threshold,
+        info,
+        conf_info,
+        len(val),
+        int((s["rotten"] == 1).sum()),
+    )
 
 
 def _certificate(cal: Calibration, target: float) -> ThresholdCertificate:
     cross = cal.threshold_info.get("cross_source")
-    rule = ("lowest threshold >= 0.5 whose validation precision is >= target there and at "
-            "every higher candidate; gates applied (OOD, produce confident and not other); "
-            "temperature-scaled")
+    rule = (
+        "lowest threshold >= 0.5 whose validation precision is >= target there and at "
+        "every higher candidate; gates applied (OOD, produce confident and not other); "
+        "temperature-scaled"
+    )
     if cross:
-        rule += ("; then the same rule on the pooled out-of-source scores of the "
-                 f"leave-one-source-out fold models ({', '.join(cross['sources'])}; their own "
-                 "gates, unknown produce kinds included), and the stricter of the two")
+        rule += (
+            "; then the same rule on the pooled out-of-source scores of the "
+            f"leave-one-source-out fold models ({', '.join(cross['sources'])}; their own "
+            "gates, unknown produce kinds included), and the stricter of the two"
+        )
     # the headline precision/recall stay the validation figures at the chosen threshold
-    return certificate(cal.threshold_info, target, "val+cross_source" if cross else "val",
-                       rule=rule, n_val=cal.n_val, n_val_rotten=cal.n_val_rotten,
-                       confidence_floor_check=cal.confidence_floor_check)
+    return certificate(
+        cal.threshold_info,
+        target,
+        "val+cross_source" if cross else "val",
+        rule=rule,
+        n_val=cal.n_val,
+        n_val_rotten=cal.n_val_rotten,
+        confidence_floor_check=cal.confidence_floor_check,
+    )
 
 
-def apply_calibration(meta: ModelMetadata, cal: Calibration, target: float,
-                      ood_tpr: float) -> ModelMetadata:
-    return meta.model_copy(update={
-        "temperature": cal.temperature,
-        "auto_approve": AutoApprove(threshold=cal.threshold,
-                                    produce_confidence_min=cal.produce_confidence_min,
-                                    certificate=_certificate(cal, target)),
-        "ood": meta.ood.model_copy(update={
-            "threshold": cal.ood_threshold,
-            "details": meta.ood.details | {
-                "threshold_rule": f"{ood_tpr:.0%} of validation produce photos in distribution"},
-        }),
-    })
+def apply_calibration(
+    meta: ModelMetadata, cal: Calibration, target: float, ood_tpr: float
+) -> ModelMetadata:
+    ood_rule = {"threshold_rule": f"{ood_tpr:.0%} of validation produce photos in distribution"}
+    return meta.model_copy(
+        update={
+            "temperature": cal.temperature,
+            "auto_approve": AutoApprove(
+                threshold=cal.threshold,
+                produce_confidence_min=cal.produce_confidence_min,
+                certificate=_certificate(cal, target),
+            ),
+            "ood": meta.ood.model_copy(
+                update={"threshold": cal.ood_threshold, "details": meta.ood.details | ood_rule}
+            ),
+        }
+    )
 
 
-def calibrate_and_export(checkpoint: Path, out: Path, *, version: str, target: float = 0.99,
-                         ood_tpr: float = 0.95, training_command: str = "",
-                         dataset_dir: Path | None = None,
-                         cross_source: HeldOutScores | None = None
-                         ) -> tuple[ModelMetadata, dict]:
+def calibrate_and_export(
+    checkpoint: Path,
+    out: Path,
+    *,
+    version: str,
+    target: float = 0.99,
+    ood_tpr: float = 0.95,
+    training_command: str = "",
+    dataset_dir: Path | None = None,
+    cross_source: HeldOutScores | None = None,
+) -> tuple[ModelMetadata, dict]:
     net, ckpt = load_checkpoint(checkpoint)
     labels = ckpt["labels"]
     spec = InputSpec(**ckpt["input"])
     gate = gate_from_state(ckpt["gate"])
     model = ExportModel(net, gate).eval()
     root = dataset_dir or Path(ckpt["dataset_dir"])
-    data = load_run_data(root, exclude_sources=ckpt["exclude_sources"], others=ckpt["others"],
-                         seed=ckpt["seed"], limit=ckpt["args"].get("limit"))
+    data = load_run_data(
+        root,
+        exclude_sources=ckpt["exclude_sources"],
+        others=ckpt["others"],
+        seed=ckpt["seed"],
+        limit=ckpt["args"].get("limit"),
+    )
 
     # Step 1: export with neutral calibration, then calibrate on the graph's own outputs.
     draft = ModelMetadata(
-        model_version=version, input=spec, labels=Labels(produce=labels,
-                                                         condition=["fresh", "rotten"]),
+        model_version=version,
+        input=spec,
+        labels=Labels(produce=labels, condition=["fresh", "rotten"]),
         auto_approve=AutoApprove(threshold=0.5, produce_confidence_min=0.0),
-        ood=OodGate(method=ckpt["gate_info"]["method"], threshold=1e9,
-                    details=ckpt["gate_info"]),
+        ood=OodGate(method=ckpt["gate_info"]["method"], threshold=1e9, details=ckpt["gate_info"]),
         data_fingerprint=ckpt["fingerprint"],
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         training_command=training_command or ckpt.get("command", ""),
@@ -245,9 +290,14 @@ def main(argv: list[str] | None = None):
     p.add_argument("--target-precision", type=float, default=0.99)
     p.add_argument("--ood-tpr", type=float, default=0.95)
     args = p.parse_args(argv)
-    meta, _ = calibrate_and_export(args.checkpoint, args.out, version=args.version,
-                                   target=args.target_precision, ood_tpr=args.ood_tpr,
-                                   dataset_dir=args.dataset_dir)
+    meta, _ = calibrate_and_export(
+        args.checkpoint,
+        args.out,
+        version=args.version,
+        target=args.target_precision,
+        ood_tpr=args.ood_tpr,
+        dataset_dir=args.dataset_dir,
+    )
     print(json.dumps(json.loads(meta.to_json()) | {"metrics": meta.metrics["test"]}, indent=2))
     return meta
 

@@ -50,14 +50,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--arch", default="lite0")
     p.add_argument("--others", type=int, default=400)
     p.add_argument("--mode", choices=["finetune", "probe"], default="finetune")
-    p.add_argument("--train-args", default="",
-                   help="more arguments for training.train, e.g. '--threads 1'")
-    p.add_argument("--keep-done", action="store_true",
-                   help="skip folds that already have their held-out scores (resume a run)")
-    p.add_argument("--reuse", action="store_true",
-                   help="keep a fold's fine-tuned weights when RUN/checkpoint.pt exists; only "
-                        "refit the gate and re-certify (after a change to the gate or the "
-                        "calibration)")
+    p.add_argument(
+        "--train-args", default="", help="more arguments for training.train, e.g. '--threads 1'"
+    )
+    p.add_argument(
+        "--keep-done",
+        action="store_true",
+        help="skip folds that already have their held-out scores (resume a run)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a fold's fine-tuned weights when RUN/checkpoint.pt exists; only "
+        "refit the gate and re-certify (after a change to the gate or the "
+        "calibration)",
+    )
     args = p.parse_args(argv)
     if args.mode == "probe":
         return probe_main(args)
@@ -76,10 +83,24 @@ def main(argv: list[str] | None = None) -> dict:
         if args.keep_done and (run / "model.onnx").exists() and source in summary:
             _score_fold(run, root, source, args.limit)  # an older run: scores only
             continue
-        train_argv = ["--dataset-dir", str(root), "--out", str(run), "--epochs",
-                      str(args.epochs), "--size", str(args.size), "--seed", str(args.seed),
-                      "--exclude-source", source, "--arch", args.arch, "--others",
-                      str(args.others)]
+        train_argv = [
+            "--dataset-dir",
+            str(root),
+            "--out",
+            str(run),
+            "--epochs",
+            str(args.epochs),
+            "--size",
+            str(args.size),
+            "--seed",
+            str(args.seed),
+            "--exclude-source",
+            source,
+            "--arch",
+            args.arch,
+            "--others",
+            str(args.others),
+        ]
         if args.limit:
             train_argv += ["--limit", str(args.limit)]
         train_argv += shlex.split(args.train_args)
@@ -99,8 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
         summary[source] = result
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.write_text(json.dumps(summary, indent=2))
-        print(json.dumps({k: v for k, v in result.items() if k != "per_produce"}, indent=2),
-              flush=True)
+        print(
+            json.dumps({k: v for k, v in result.items() if k != "per_produce"}, indent=2),
+            flush=True,
+        )
     return add_nested(summary, args.out, summary_path)
 
 
@@ -138,7 +161,6 @@ def add_nested(summary: dict, out: Path, summary_path: Path) -> dict:
     return summary
 
 
-
 # ---------------------------------------------------------------- linear-probe variant
 
 
@@ -161,18 +183,24 @@ def _probe_features(root: Path, args, cache: Path) -> dict:
     items = items_from_records(root, records)
     for split in ("train", "val", "test"):
         items += other_items(args.others, split, args.seed)
-    split_of = [r.split for r in records] + [it.path.split("/")[1] for it in items[len(records):]]
+    split_of = [r.split for r in records] + [it.path.split("/")[1] for it in items[len(records) :]]
     spec = InputSpec(size=args.size, mean=LITE_MEAN, std=LITE_STD)
     net = FreshClaimNet(2, args.size)
     _, _, clean = extract(net, items, spec, desc="probe features")
     train_idx = [i for i, s in enumerate(split_of) if s == "train"]
     aug = PhonePhotoAugment(seed=args.seed, paste_p=0.35)
-    _, _, augmented = extract(net, [items[i] for i in train_idx], spec, transform=aug,
-                              desc="probe features (aug)")
-    out = {"clean": clean, "aug": augmented, "aug_index": np.array(train_idx),
-           "split": np.array(split_of), "produce": np.array([it.produce for it in items]),
-           "rotten": np.array([it.rotten for it in items]),
-           "source": np.array([it.source for it in items])}
+    _, _, augmented = extract(
+        net, [items[i] for i in train_idx], spec, transform=aug, desc="probe features (aug)"
+    )
+    out = {
+        "clean": clean,
+        "aug": augmented,
+        "aug_index": np.array(train_idx),
+        "split": np.array(split_of),
+        "produce": np.array([it.produce for it in items]),
+        "rotten": np.array([it.rotten for it in items]),
+        "source": np.array([it.source for it in items]),
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **out)
     return out
@@ -212,7 +240,7 @@ def probe_main(args) -> dict:
         if args.only and source not in args.only:
             continue
         run = args.out / source.replace("/", "__")
-        keep = (f["source"] != source)
+        keep = f["source"] != source
         train = keep & (f["split"] == "train")
         kinds = sorted(set(f["produce"][train & ~is_other]))
         labels = [*kinds, OTHER_LABEL]
@@ -224,31 +252,41 @@ def probe_main(args) -> dict:
         produce_head = _fit_linear(x, y_p, len(labels))
         condition_head = _fit_linear(x[rot >= 0], rot[rot >= 0], 2)
         known = np.isin(prod, kinds)
-        gate = MahalanobisGate.fit(x[known], np.array([kinds.index(k) for k in prod[known]]),
-                                   kinds)
+        gate = MahalanobisGate.fit(x[known], np.array([kinds.index(k) for k in prod[known]]), kinds)
         net = FreshClaimNet(len(labels), args.size)
         net.produce_head.load_state_dict(produce_head.state_dict())
         net.condition_head.load_state_dict(condition_head.state_dict())
         used = select(records, exclude_sources=[source])
-        ckpt = {"state_dict": net.state_dict(), "arch": "lite0", "labels": labels,
-                "input": InputSpec(size=args.size, mean=LITE_MEAN, std=LITE_STD).model_dump(),
-                "gate": gate.state(), "gate_info": {"method": "mahalanobis",
-                                                   "fit_on": "frozen features, train + aug"},
-                "fingerprint": fingerprint(root, used), "dataset_dir": str(root),
-                "exclude_sources": [source], "others": args.others, "seed": args.seed,
-                "args": {}, "command": "python -m training.loso --mode probe"}
+        ckpt = {
+            "state_dict": net.state_dict(),
+            "arch": "lite0",
+            "labels": labels,
+            "input": InputSpec(size=args.size, mean=LITE_MEAN, std=LITE_STD).model_dump(),
+            "gate": gate.state(),
+            "gate_info": {"method": "mahalanobis", "fit_on": "frozen features, train + aug"},
+            "fingerprint": fingerprint(root, used),
+            "dataset_dir": str(root),
+            "exclude_sources": [source],
+            "others": args.others,
+            "seed": args.seed,
+            "args": {},
+            "command": "python -m training.loso --mode probe",
+        }
         run.mkdir(parents=True, exist_ok=True)
         torch.save(ckpt, run / "checkpoint.pt")
         model_path = run / "model.onnx"
         calibrate_and_export(run / "checkpoint.pt", model_path, version=f"loso-probe-{source}")
         classifier, items, s = _score_fold(run, root, source, None)
         m = compute_metrics(s, classifier.metadata.labels.produce)
-        summary[source] = _summary_row(source, items, s, m, classifier, "probe (frozen backbone)",
-                                       args)
+        summary[source] = _summary_row(
+            source, items, s, m, classifier, "probe (frozen backbone)", args
+        )
         (run / "metrics.json").write_text(json.dumps(m, indent=2))
         summary_path.write_text(json.dumps(summary, indent=2))
-        print(json.dumps({k: v for k, v in summary[source].items() if k != "per_produce"},
-                         indent=2), flush=True)
+        print(
+            json.dumps({k: v for k, v in summary[source].items() if k != "per_produce"}, indent=2),
+            flush=True,
+        )
     return add_nested(summary, args.out, summary_path)
 
 
@@ -270,7 +308,8 @@ def _summary_row(source, items, s, m, classifier, mode: str, args) -> dict:
         "unknown_kind_photos": int(unknown.sum()),
         "unknown_kind_auto_approved": int((s["auto"] & unknown).sum()),
         "unknown_kind_ood_flagged_rate": float((~s["in_distribution"][unknown]).mean())
-        if unknown.any() else None,
+        if unknown.any()
+        else None,
         "per_produce": m["per_produce"],
     }
 

@@ -1,6 +1,6 @@
 """Collects leave-one-source-out summaries into ``models/report/loso.json`` for the card.
 
-    python -m training.loso_report runs/loso_ft/summary.json runs/loso_probe/summary.json
+python -m training.loso_report runs/loso_ft/summary.json runs/loso_probe/summary.json
 """
 
 from __future__ import annotations

@@ -45,9 +45,15 @@ class TinyBackbone(nn.Module):
     def __init__(self, channels: int = 32):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, channels, 3, 2, 1), nn.BatchNorm2d(channels), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, 2, 1), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(3, 16, 3, 2, 1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, channels, 3, 2, 1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, 2, 1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
         )
         self.channels = channels
 
@@ -58,8 +64,14 @@ class TinyBackbone(nn.Module):
 class FreshClaimNet(nn.Module):
     """Backbone -> global average pool -> (produce head, condition head)."""
 
-    def __init__(self, n_produce: int, image_size: int, arch: str = "lite0",
-                 pretrained: bool = True, dropout: float = 0.2):
+    def __init__(
+        self,
+        n_produce: int,
+        image_size: int,
+        arch: str = "lite0",
+        pretrained: bool = True,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         if arch == "lite0":
             self.backbone = LiteBackbone(image_size, pretrained)
@@ -96,8 +108,9 @@ class MahalanobisGate:
         self.classes = classes
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: np.ndarray, classes: list[str],
-            shrinkage: float = 0.1) -> MahalanobisGate:
+    def fit(
+        cls, features: np.ndarray, labels: np.ndarray, classes: list[str], shrinkage: float = 0.1
+    ) -> MahalanobisGate:
         features = features.astype(np.float64)
         means = np.stack([features[labels == k].mean(axis=0) for k in range(len(classes))])
         centred = features - means[labels]
@@ -114,13 +127,19 @@ class MahalanobisGate:
         return d.min(axis=1) / g.shape[1]
 
     def state(self) -> dict:
-        return {"projection": self.projection, "projected_means": self.projected_means,
-                "classes": self.classes}
+        return {
+            "projection": self.projection,
+            "projected_means": self.projected_means,
+            "classes": self.classes,
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> MahalanobisGate:
-        return cls(np.asarray(state["projection"]), np.asarray(state["projected_means"]),
-                   list(state["classes"]))
+        return cls(
+            np.asarray(state["projection"]),
+            np.asarray(state["projected_means"]),
+            list(state["classes"]),
+        )
 
 
 class KnnGate:

@@ -34,12 +34,20 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", type=Path)
     p.add_argument("--dataset-dir", type=Path, default=None)
-    p.add_argument("--loso-dir", type=Path, default=None,
-                   help="leave-one-source-out run whose held-out scores tighten the threshold")
+    p.add_argument(
+        "--loso-dir",
+        type=Path,
+        default=None,
+        help="leave-one-source-out run whose held-out scores tighten the threshold",
+    )
     p.add_argument("--target-precision", type=float, default=0.99)
     p.add_argument("--ood-tpr", type=float, default=0.95)
-    p.add_argument("--reports", type=Path, default=Path("reports"),
-                   help="the full test report goes to REPORTS/<model_version>")
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        help="the full test report goes to REPORTS/<model_version>",
+    )
     args = p.parse_args(argv)
     given = argv if argv is not None else sys.argv[1:]
     root = args.dataset_dir or default_dataset_dir()
@@ -49,25 +57,43 @@ def main(argv: list[str] | None = None) -> Path:
     if data.fingerprint != meta.data_fingerprint:
         raise SystemExit(
             f"{root} is not the data {args.model.name} was trained on "
-            f"({data.fingerprint} != {meta.data_fingerprint}): retrain instead")
+            f"({data.fingerprint} != {meta.data_fingerprint}): retrain instead"
+        )
     previous = meta.threshold_version
     pool = load_folds(args.loso_dir) if args.loso_dir else None
-    cal = calibrate(args.model, data.splits["val"], target=args.target_precision,
-                    ood_tpr=args.ood_tpr, cross_source=pool)
+    cal = calibrate(
+        args.model,
+        data.splits["val"],
+        target=args.target_precision,
+        ood_tpr=args.ood_tpr,
+        cross_source=pool,
+    )
     meta = apply_calibration(meta, cal, args.target_precision, args.ood_tpr)
     replace_metadata(args.model, meta)
     classifier = Classifier(args.model)
-    test = headline(compute_metrics(score_items(classifier, data.splits["test"]),
-                                    meta.labels.produce))
-    recertified = {"at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-                   "command": " ".join(["python -m training.recertify", *given]),
-                   "previous_threshold_version": previous}
-    meta = meta.model_copy(update={"metrics": meta.metrics | {
-        "test": test, "val_threshold_choice": cal.threshold_info, "recertified": recertified}})
+    test = headline(
+        compute_metrics(score_items(classifier, data.splits["test"]), meta.labels.produce)
+    )
+    recertified = {
+        "at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "command": " ".join(["python -m training.recertify", *given]),
+        "previous_threshold_version": previous,
+    }
+    meta = meta.model_copy(
+        update={
+            "metrics": meta.metrics
+            | {"test": test, "val_threshold_choice": cal.threshold_info, "recertified": recertified}
+        }
+    )
     replace_metadata(args.model, meta)
-    publish(args.model, root, others=others, seed=seed,
-            loso_summaries=[args.loso_dir / "summary.json"] if args.loso_dir else [],
-            reports=args.reports)
+    publish(
+        args.model,
+        root,
+        others=others,
+        seed=seed,
+        loso_summaries=[args.loso_dir / "summary.json"] if args.loso_dir else [],
+        reports=args.reports,
+    )
     print(f"{args.model}: {meta.threshold_version}; test {test}")
     return args.model
 

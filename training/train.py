@@ -53,11 +53,16 @@ IGNORE_INDEX = -100  # condition target of generated "other" photos: no conditio
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="FreshClaim produce classifier training",
-                                add_help=add_help)
-    p.add_argument("--dataset-dir", type=Path, default=None,
-                   help="folder with manifest.csv (default: $FRESHCLAIM_DATASET_DIR or "
-                        "../shared/datasets/produce)")
+    p = argparse.ArgumentParser(
+        description="FreshClaim produce classifier training", add_help=add_help
+    )
+    p.add_argument(
+        "--dataset-dir",
+        type=Path,
+        default=None,
+        help="folder with manifest.csv (default: $FRESHCLAIM_DATASET_DIR or "
+        "../shared/datasets/produce)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/shipped"))
     p.add_argument("--arch", default="lite0", choices=["lite0", "tiny"])
     p.add_argument("--no-pretrained", action="store_true")
@@ -70,25 +75,48 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--paste-p", type=float, default=0.35)
     p.add_argument("--others", type=int, default=400, help="generated 'other' photos (all splits)")
-    p.add_argument("--exclude-source", action="append", default=[],
-                   help="leave this source_repo out (repeatable)")
+    p.add_argument(
+        "--exclude-source",
+        action="append",
+        default=[],
+        help="leave this source_repo out (repeatable)",
+    )
     p.add_argument("--limit", type=int, default=None, help="first N records per split (tests)")
-    p.add_argument("--gate", choices=["knn", "mahalanobis"], default="knn",
-                   help="out-of-distribution gate on the pooled features (see training.model)")
+    p.add_argument(
+        "--gate",
+        choices=["knn", "mahalanobis"],
+        default="knn",
+        help="out-of-distribution gate on the pooled features (see training.model)",
+    )
     p.add_argument("--gate-k", type=int, default=10, help="k of the kNN gate")
     p.add_argument("--gate-shrinkage", type=float, default=0.1)
-    p.add_argument("--gate-aug-passes", type=int, default=1,
-                   help="augmented passes over train added to the Mahalanobis gate's features")
+    p.add_argument(
+        "--gate-aug-passes",
+        type=int,
+        default=1,
+        help="augmented passes over train added to the Mahalanobis gate's features",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2,
-                   help="torch threads (the shipped model was trained with 2)")
-    p.add_argument("--init-from", type=Path, default=None,
-                   help="start from this checkpoint's weights (with --epochs 0: only refit "
-                        "the gate)")
-    p.add_argument("--resume", type=Path, default=None,
-                   help=f"continue an interrupted run from its OUT/{RESUME_FILE}; give the "
-                        "interrupted run's other arguments too (only --out, --dataset-dir "
-                        "and --threads may differ)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (the shipped model was trained with 2)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this checkpoint's weights (with --epochs 0: only refit the gate)",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help=f"continue an interrupted run from its OUT/{RESUME_FILE}; give the "
+        "interrupted run's other arguments too (only --out, --dataset-dir "
+        "and --threads may differ)",
+    )
     return p
 
 
@@ -118,44 +146,64 @@ def build_optimizer(net: FreshClaimNet, args: argparse.Namespace) -> torch.optim
     """AdamW; the pretrained backbone moves at half the learning rate of the new heads."""
     heads = list(net.produce_head.parameters()) + list(net.condition_head.parameters())
     return torch.optim.AdamW(
-        [{"params": list(net.backbone.parameters()), "lr": args.lr * 0.5},
-         {"params": heads, "lr": args.lr}],
-        weight_decay=args.weight_decay)
+        [
+            {"params": list(net.backbone.parameters()), "lr": args.lr * 0.5},
+            {"params": heads, "lr": args.lr},
+        ],
+        weight_decay=args.weight_decay,
+    )
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     """Learning-rate factor of optimizer step ``step``: linear warm-up, then cosine to 0."""
+
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps)
-                                   / max(1, total_steps - warmup_steps)))
+        return 0.5 * (
+            1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        )
+
     return factor
 
 
-def build_lr_scheduler(optimizer: torch.optim.Optimizer, args: argparse.Namespace,
-                       steps_per_epoch: int) -> LambdaLR:
+def build_lr_scheduler(
+    optimizer: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int
+) -> LambdaLR:
     """Stepped once per optimizer step (not per epoch), like the warm-up it replaces."""
     warmup = max(1, int(args.warmup_epochs * steps_per_epoch))
     return LambdaLR(optimizer, warmup_cosine(warmup, steps_per_epoch * args.epochs))
 
 
-def criterion(produce: torch.Tensor, condition: torch.Tensor, y_produce: torch.Tensor,
-              y_rotten: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+def criterion(
+    produce: torch.Tensor,
+    condition: torch.Tensor,
+    y_produce: torch.Tensor,
+    y_rotten: torch.Tensor,
+    label_smoothing: float,
+) -> torch.Tensor:
     """Produce loss + condition loss (generated ``other`` photos have no condition)."""
     loss = F.cross_entropy(produce, y_produce, label_smoothing=label_smoothing)
-    return loss + F.cross_entropy(condition, y_rotten, ignore_index=IGNORE_INDEX,
-                                  label_smoothing=label_smoothing)
+    return loss + F.cross_entropy(
+        condition, y_rotten, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+    )
 
 
 # ---------------------------------------------------------------- one epoch, evaluation
 
 
-def train_one_epoch(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
-                    lr_scheduler: LambdaLR, items: list[Item],
-                    targets: tuple[torch.Tensor, torch.Tensor], spec: InputSpec,
-                    augment: PhonePhotoAugment, generator: torch.Generator, epoch: int,
-                    args: argparse.Namespace) -> float:
+def train_one_epoch(
+    net: FreshClaimNet,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: LambdaLR,
+    items: list[Item],
+    targets: tuple[torch.Tensor, torch.Tensor],
+    spec: InputSpec,
+    augment: PhonePhotoAugment,
+    generator: torch.Generator,
+    epoch: int,
+    args: argparse.Namespace,
+) -> float:
     """One shuffled pass over ``items`` with phone-photo augmentation; the mean batch loss."""
     net.train()
     y_produce, y_rotten = targets
@@ -169,8 +217,7 @@ def train_one_epoch(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
             continue
         x = to_tensor_batch([augment(items[i].image) for i in idx.tolist()], spec)
         produce, condition, _, _ = net(x)
-        loss = criterion(produce, condition, y_produce[idx], y_rotten[idx],
-                         args.label_smoothing)
+        loss = criterion(produce, condition, y_produce[idx], y_rotten[idx], args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -181,8 +228,14 @@ def train_one_epoch(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def extract(net: FreshClaimNet, items: list[Item], spec: InputSpec, batch_size: int = 64,
-            transform=None, desc: str = "features"):
+def extract(
+    net: FreshClaimNet,
+    items: list[Item],
+    spec: InputSpec,
+    batch_size: int = 64,
+    transform=None,
+    desc: str = "features",
+):
     """Eval-mode logits and pooled features for a list of items."""
     net.eval()
     produce, condition, feats = [], [], []
@@ -196,8 +249,7 @@ def extract(net: FreshClaimNet, items: list[Item], spec: InputSpec, batch_size: 
     return torch.cat(produce).numpy(), torch.cat(condition).numpy(), torch.cat(feats).numpy()
 
 
-def evaluate(net: FreshClaimNet, items: list[Item], spec: InputSpec,
-             labels: list[str]) -> dict:
+def evaluate(net: FreshClaimNet, items: list[Item], spec: InputSpec, labels: list[str]) -> dict:
     """Produce accuracy and condition accuracy (real photos only) on ``items``."""
     produce, condition, _ = extract(net, items, spec, desc="val")
     y_p = np.array([labels.index(it.produce) for it in items])
@@ -216,10 +268,14 @@ def fit_gate(net, data: RunData, spec, args) -> tuple[MahalanobisGate | KnnGate,
     y = np.array([kinds.index(it.produce) for it in train])
     _, _, feats = extract(net, train, spec, desc="gate features")
     if args.gate == "knn":
-        info = {"method": "knn", "features": "pooled last feature map, L2-normalised",
-                "classes": kinds, "k": args.gate_k, "fit_on": f"train split ({len(train)} "
-                "photos, clean)", "score": "1 - cosine similarity to the k-th nearest "
-                "training photo"}
+        info = {
+            "method": "knn",
+            "features": "pooled last feature map, L2-normalised",
+            "classes": kinds,
+            "k": args.gate_k,
+            "fit_on": f"train split ({len(train)} photos, clean)",
+            "score": "1 - cosine similarity to the k-th nearest training photo",
+        }
         return KnnGate.fit(feats, kinds, k=args.gate_k), info
     all_feats, all_y = [feats], [y]
     aug = PhonePhotoAugment(seed=args.seed + 1, paste_p=args.paste_p)
@@ -227,12 +283,17 @@ def fit_gate(net, data: RunData, spec, args) -> tuple[MahalanobisGate | KnnGate,
         _, _, f = extract(net, train, spec, transform=aug, desc="gate features (aug)")
         all_feats.append(f)
         all_y.append(y)
-    gate = MahalanobisGate.fit(np.concatenate(all_feats), np.concatenate(all_y), kinds,
-                               shrinkage=args.gate_shrinkage)
-    info = {"method": "mahalanobis", "features": "pooled last feature map",
-            "classes": kinds, "shrinkage": args.gate_shrinkage,
-            "fit_on": f"train split ({len(train)} photos) + {args.gate_aug_passes} augmented "
-                      "pass(es)", "score": "min over classes of squared distance / dim"}
+    gate = MahalanobisGate.fit(
+        np.concatenate(all_feats), np.concatenate(all_y), kinds, shrinkage=args.gate_shrinkage
+    )
+    info = {
+        "method": "mahalanobis",
+        "features": "pooled last feature map",
+        "classes": kinds,
+        "shrinkage": args.gate_shrinkage,
+        "fit_on": f"train split ({len(train)} photos) + {args.gate_aug_passes} augmented pass(es)",
+        "score": "min over classes of squared distance / dim",
+    }
     return gate, info
 
 
@@ -246,29 +307,46 @@ def save_atomically(obj: dict, path: Path) -> None:
     partial.replace(path)
 
 
-def check_resumable(state: dict, args: argparse.Namespace, fingerprint: str,
-                    path: Path) -> None:
+def check_resumable(state: dict, args: argparse.Namespace, fingerprint: str, path: Path) -> None:
     """Refuse a resume that could not end where the interrupted run would have ended."""
     if "optimizer" not in state:
-        raise SystemExit(f"--resume {path}: not a resumable checkpoint (no optimizer state); "
-                         f"give the {RESUME_FILE} of a run made with this version")
+        raise SystemExit(
+            f"--resume {path}: not a resumable checkpoint (no optimizer state); "
+            f"give the {RESUME_FILE} of a run made with this version"
+        )
     if state["fingerprint"] != fingerprint:
-        raise SystemExit(f"--resume {path}: the dataset differs from the interrupted run's "
-                         f"({state['fingerprint']} != {fingerprint})")
+        raise SystemExit(
+            f"--resume {path}: the dataset differs from the interrupted run's "
+            f"({state['fingerprint']} != {fingerprint})"
+        )
     now = args_record(args)
-    changed = sorted(k for k in set(now) | set(state["args"]) if k not in RESUME_FREE_ARGS
-                     and now.get(k) != state["args"].get(k))
+    changed = sorted(
+        k
+        for k in set(now) | set(state["args"])
+        if k not in RESUME_FREE_ARGS and now.get(k) != state["args"].get(k)
+    )
     if changed:
         diffs = ", ".join(f"{k}: {state['args'].get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise SystemExit(f"--resume {path}: arguments differ from the interrupted run's "
-                         f"({diffs}); resume with the same arguments")
+        raise SystemExit(
+            f"--resume {path}: arguments differ from the interrupted run's "
+            f"({diffs}); resume with the same arguments"
+        )
 
 
-def training_state(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
-                   lr_scheduler: LambdaLR, epoch: int, args: argparse.Namespace, *,
-                   history: list[dict], generator: torch.Generator,
-                   augment: PhonePhotoAugment, fingerprint: str, command: str,
-                   seconds: dict) -> dict:
+def training_state(
+    net: FreshClaimNet,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: LambdaLR,
+    epoch: int,
+    args: argparse.Namespace,
+    *,
+    history: list[dict],
+    generator: torch.Generator,
+    augment: PhonePhotoAugment,
+    fingerprint: str,
+    command: str,
+    seconds: dict,
+) -> dict:
     """Everything ``--resume`` needs. The random state is the global torch generator
     (dropout, drop-connect, random crops), the shuffling generator and the augmentation's
     call counter (its per-call seed); python's and numpy's global generators are not drawn
@@ -283,15 +361,24 @@ def training_state(net: FreshClaimNet, optimizer: torch.optim.Optimizer,
         "fingerprint": fingerprint,
         "command": command,
         "seconds": seconds,
-        "rng": {"torch": torch.get_rng_state(), "shuffle": generator.get_state(),
-                "augment_calls": augment.calls},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "shuffle": generator.get_state(),
+            "augment_calls": augment.calls,
+        },
     }
 
 
-def load_training_state(path: Path, args: argparse.Namespace, fingerprint: str,
-                        net: FreshClaimNet, optimizer: torch.optim.Optimizer,
-                        lr_scheduler: LambdaLR, generator: torch.Generator,
-                        augment: PhonePhotoAugment) -> dict:
+def load_training_state(
+    path: Path,
+    args: argparse.Namespace,
+    fingerprint: str,
+    net: FreshClaimNet,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: LambdaLR,
+    generator: torch.Generator,
+    augment: PhonePhotoAugment,
+) -> dict:
     """Put the interrupted run's state back into the fresh objects; returns the state."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     check_resumable(state, args, fingerprint, path)
@@ -318,52 +405,87 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> Path:
     root = args.dataset_dir or default_dataset_dir()
     started = time.time()
     print(f"dataset: {root}", flush=True)
-    data = load_run_data(root, exclude_sources=args.exclude_source, others=args.others,
-                         seed=args.seed, limit=args.limit)
+    data = load_run_data(
+        root,
+        exclude_sources=args.exclude_source,
+        others=args.others,
+        seed=args.seed,
+        limit=args.limit,
+    )
     labels = data.produce_labels
     spec = InputSpec(size=args.size, mean=LITE_MEAN, std=LITE_STD)
     train_items, val_items = data.splits["train"], data.splits["val"]
-    print(f"labels: {labels}; train {len(train_items)}, val {len(val_items)}; "
-          f"loaded in {time.time() - started:.0f}s", flush=True)
+    print(
+        f"labels: {labels}; train {len(train_items)}, val {len(val_items)}; "
+        f"loaded in {time.time() - started:.0f}s",
+        flush=True,
+    )
 
-    net = FreshClaimNet(len(labels), args.size, arch=args.arch,
-                        pretrained=not args.no_pretrained)
+    net = FreshClaimNet(len(labels), args.size, arch=args.arch, pretrained=not args.no_pretrained)
     history, prior = [], {}
     if args.init_from:
         prior = torch.load(args.init_from, map_location="cpu", weights_only=False)
         net.load_state_dict(prior["state_dict"])
         history = prior.get("history", [])
     optimizer = build_optimizer(net, args)
-    lr_scheduler = build_lr_scheduler(optimizer, args,
-                                      math.ceil(len(train_items) / args.batch_size))
+    lr_scheduler = build_lr_scheduler(
+        optimizer, args, math.ceil(len(train_items) / args.batch_size)
+    )
     augment = PhonePhotoAugment(seed=args.seed, paste_p=args.paste_p)
-    targets = (torch.tensor([labels.index(it.produce) for it in train_items]),
-               torch.tensor([it.rotten if it.rotten >= 0 else IGNORE_INDEX
-                             for it in train_items]))
+    targets = (
+        torch.tensor([labels.index(it.produce) for it in train_items]),
+        torch.tensor([it.rotten if it.rotten >= 0 else IGNORE_INDEX for it in train_items]),
+    )
     generator = torch.Generator().manual_seed(args.seed)
     # seconds of earlier training (--init-from's) and of this run before a resume
     seconds = {"prior": prior.get("train_seconds", 0), "before_resume": 0}
     start_epoch, first_command = 0, command
     if args.resume:
-        state = load_training_state(args.resume, args, data.fingerprint, net, optimizer,
-                                    lr_scheduler, generator, augment)
+        state = load_training_state(
+            args.resume, args, data.fingerprint, net, optimizer, lr_scheduler, generator, augment
+        )
         start_epoch, history = state["epoch"] + 1, state["history"]
         first_command, seconds = state["command"], state["seconds"]
         print(f"resumed from {args.resume} after epoch {start_epoch}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     for epoch in range(start_epoch, args.epochs):
-        loss = train_one_epoch(net, optimizer, lr_scheduler, train_items, targets, spec,
-                               augment, generator, epoch, args)
+        loss = train_one_epoch(
+            net,
+            optimizer,
+            lr_scheduler,
+            train_items,
+            targets,
+            spec,
+            augment,
+            generator,
+            epoch,
+            args,
+        )
         metrics = evaluate(net, val_items, spec, labels)
-        metrics.update(epoch=epoch + 1, loss=loss,
-                       elapsed_s=round(seconds["before_resume"] + time.time() - started))
+        metrics.update(
+            epoch=epoch + 1,
+            loss=loss,
+            elapsed_s=round(seconds["before_resume"] + time.time() - started),
+        )
         history.append(metrics)
         print(json.dumps(metrics), flush=True)
-        save_atomically(training_state(
-            net, optimizer, lr_scheduler, epoch, args, history=history, generator=generator,
-            augment=augment, fingerprint=data.fingerprint, command=first_command,
-            seconds=seconds | {"before_resume": seconds["before_resume"] + time.time()
-                               - started}), args.out / RESUME_FILE)
+        save_atomically(
+            training_state(
+                net,
+                optimizer,
+                lr_scheduler,
+                epoch,
+                args,
+                history=history,
+                generator=generator,
+                augment=augment,
+                fingerprint=data.fingerprint,
+                command=first_command,
+                seconds=seconds
+                | {"before_resume": seconds["before_resume"] + time.time() - started},
+            ),
+            args.out / RESUME_FILE,
+        )
 
     gate, gate_info = fit_gate(net, data, spec, args)
     run_seconds = seconds["before_resume"] + time.time() - started

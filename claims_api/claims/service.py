@@ -112,9 +112,7 @@ def _order_line(session: Session, customer_id: str, body: ClaimCreate) -> tuple[
 REFUSED_STATUSES = (Status.REJECTED, Status.REVERSED)
 
 
-def _refused_on_line(
-    session: Session, order_id: str, line_id: str, *, exclude: str
-) -> list[Claim]:
+def _refused_on_line(session: Session, order_id: str, line_id: str, *, exclude: str) -> list[Claim]:
     return list(
         session.scalars(
             select(Claim)
@@ -555,9 +553,7 @@ def appeal(
     claim.appealed = True
     claim.appeal_message = message
     claim.sla_deadline = now + timedelta(minutes=policy.manual_review_sla_minutes)
-    transition(
-        session, claim, Status.IN_REVIEW, customer, policy, reason="appeal", message=message
-    )
+    transition(session, claim, Status.IN_REVIEW, customer, policy, reason="appeal", message=message)
     return claim
 
 

@@ -41,13 +41,11 @@ SENTENCES: dict[str, dict[str, str]] = {
         "zh": "我们的工作人员正在审核您的申请，将在 {deadline} 前答复。",
     },
     "appeal_in_review": {
-        "en": "Another member of our team is reviewing your appeal and will answer by "
-        "{deadline}.",
+        "en": "Another member of our team is reviewing your appeal and will answer by {deadline}.",
         "zh": "另一位工作人员正在复核您的申诉，将在 {deadline} 前答复。",
     },
     "photos_requested": {
-        "en": "We need more photos to finish checking your claim: please add them to this "
-        "claim.",
+        "en": "We need more photos to finish checking your claim: please add them to this claim.",
         "zh": "我们需要更多照片才能完成审核，请在本申请中补充照片。",
     },
     "rejected": {

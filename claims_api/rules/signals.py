@@ -182,9 +182,7 @@ def photo_quality(ctx: ClaimContext) -> Signal:
 
 @rule(
     "model_unavailable",
-    when=(
-        "a photo has no model score (model not loaded or failed)"
-    ),
+    when=("a photo has no model score (model not loaded or failed)"),
     label={"en": "not scored", "zh": "未能评分"},
     reviewer={
         "en": "The photos could not be scored automatically.",
@@ -199,8 +197,7 @@ def model_unavailable(ctx: ClaimContext) -> Signal:
 @rule(
     "model_not_confident",
     when=(
-        "the lowest rotten probability among the photos is under the model's calibrated "
-        "threshold"
+        "the lowest rotten probability among the photos is under the model's calibrated threshold"
     ),
     label={"en": "model unsure", "zh": "模型不确定"},
     reviewer={
@@ -251,9 +248,7 @@ def kind_not_certified(ctx: ClaimContext) -> Signal | None:
 
 @rule(
     "out_of_distribution",
-    when=(
-        "a photo is unlike the training photos (the model's OOD gate)"
-    ),
+    when=("a photo is unlike the training photos (the model's OOD gate)"),
     label={"en": "unusual photo", "zh": "照片不常见"},
     reviewer={
         "en": "A photo looks unlike the photos the model was trained on.",
@@ -272,9 +267,7 @@ def out_of_distribution(ctx: ClaimContext) -> Signal:
 
 @rule(
     "not_produce",
-    when=(
-        "the model sees no produce in a photo"
-    ),
+    when=("the model sees no produce in a photo"),
     label={"en": "not produce", "zh": "非生鲜"},
     reviewer={
         "en": "A photo does not seem to show produce.",
@@ -292,9 +285,7 @@ def not_produce(ctx: ClaimContext) -> Signal:
 
 @rule(
     "produce_unknown_to_model",
-    when=(
-        "the ordered produce is not among the model's labels"
-    ),
+    when=("the ordered produce is not among the model's labels"),
     label={"en": "produce unknown to model", "zh": "模型不识别该品种"},
     reviewer={
         "en": "The model was not trained on the ordered produce.",
@@ -318,9 +309,7 @@ def _produce_judged(ctx: ClaimContext) -> bool:
 
 @rule(
     "produce_mismatch",
-    when=(
-        "the model is confident the photo shows another produce than the order line"
-    ),
+    when=("the model is confident the photo shows another produce than the order line"),
     label={"en": "other produce", "zh": "品种不符"},
     reviewer={
         "en": "The photographed produce does not match the ordered item.",
@@ -343,9 +332,7 @@ def produce_mismatch(ctx: ClaimContext) -> Signal | None:
 
 @rule(
     "produce_uncertain",
-    when=(
-        "the produce head is unsure which produce it sees"
-    ),
+    when=("the produce head is unsure which produce it sees"),
     label={"en": "produce unclear", "zh": "品种不确定"},
     reviewer={
         "en": "The model cannot tell which produce the photo shows.",
@@ -377,9 +364,7 @@ def _hours_since_delivery(ctx: ClaimContext) -> float:
 
 @rule(
     "claim_before_delivery",
-    when=(
-        "the claim comes before the delivery time"
-    ),
+    when=("the claim comes before the delivery time"),
     label={"en": "claim before delivery", "zh": "送达前申请"},
     reviewer={
         "en": "The claim was made before the order was delivered.",
@@ -393,9 +378,7 @@ def claim_before_delivery(ctx: ClaimContext) -> Signal:
 
 @rule(
     "claim_window",
-    when=(
-        "the claim comes later after delivery than the produce's claim window"
-    ),
+    when=("the claim comes later after delivery than the produce's claim window"),
     label={"en": "late claim", "zh": "超出时限"},
     reviewer={
         "en": "The claim was made after the claim window for this produce.",
@@ -493,9 +476,7 @@ def amount_over_cap(ctx: ClaimContext) -> Signal:
 
 @rule(
     "trust",
-    when=(
-        "never fires: shows the reviewer the trust level and the cap it gives"
-    ),
+    when=("never fires: shows the reviewer the trust level and the cap it gives"),
     label={"en": "trust level", "zh": "信用等级"},
     reviewer={
         "en": "The customer's trust level from earlier reviewed claims.",
@@ -523,9 +504,7 @@ def trust(ctx: ClaimContext) -> Signal:
 
 @rule(
     "claim_frequency",
-    when=(
-        "the customer already made `max_claims_30d` claims in 30 days"
-    ),
+    when=("the customer already made `max_claims_30d` claims in 30 days"),
     label={"en": "many claims", "zh": "申请频繁"},
     reviewer={
         "en": "The customer has made many claims recently.",
@@ -542,8 +521,7 @@ def claim_frequency(ctx: ClaimContext) -> Signal:
 @rule(
     "paid_amount_30d",
     when=(
-        "compensation paid to the customer in 30 days plus this claim is above "
-        "`max_paid_cents_30d`"
+        "compensation paid to the customer in 30 days plus this claim is above `max_paid_cents_30d`"
     ),
     label={"en": "30-day payout limit", "zh": "30天赔付超限"},
     reviewer={
@@ -640,10 +618,7 @@ def pickup_point_claim_rate(ctx: ClaimContext) -> Signal | None:
 
 @rule(
     "pickup_point_claims_30d",
-    when=(
-        "the pickup point's orders already had `max_pickup_point_claims_30d` claims in "
-        "30 days"
-    ),
+    when=("the pickup point's orders already had `max_pickup_point_claims_30d` claims in 30 days"),
     label={"en": "pickup point claims", "zh": "自提点申请多"},
     reviewer={
         "en": "The pickup point has had many claims in the last 30 days.",
@@ -701,9 +676,7 @@ def photo_reused_own(ctx: ClaimContext) -> Signal:
 
 @rule(
     "photo_reused_other_customer",
-    when=(
-        "another customer already uploaded the photo or such a copy (strong)"
-    ),
+    when=("another customer already uploaded the photo or such a copy (strong)"),
     label={"en": "photo of another customer", "zh": "照片来自他人"},
     reviewer={
         "en": "A photo was already uploaded by another customer.",

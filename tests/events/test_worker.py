@@ -52,9 +52,7 @@ def _profile(api) -> dict:
     return response.json()
 
 
-def test_worker_once_delivers_pending_events_and_releases_expired_leases(
-    api, container, settings
-):
+def test_worker_once_delivers_pending_events_and_releases_expired_leases(api, container, settings):
     customer = api.customer()
     api.put_order()
     api.claim(customer, [api.upload_fruit(customer)])  # submitted, approved, paid

@@ -105,8 +105,13 @@ def test_thresholds_must_go_from_strict_to_loose():
 def test_a_certificate_below_its_target_is_invalid():
     with pytest.raises(ValueError):
         KindCertificate(
-            kind="apple", threshold=0.9, n=10, errors=0, precision_lower_bound=0.74,
-            delta=0.05, target_precision=0.99,
+            kind="apple",
+            threshold=0.9,
+            n=10,
+            errors=0,
+            precision_lower_bound=0.74,
+            delta=0.05,
+            target_precision=0.99,
         )
 
 
@@ -137,15 +142,33 @@ def test_the_command_certifies_a_model_from_a_manifest(tmp_path, tiny_model_path
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["image", "produce", "condition", "split", "source_repo", "source_path", "width",
-             "height"]
+            [
+                "image",
+                "produce",
+                "condition",
+                "split",
+                "source_repo",
+                "source_path",
+                "width",
+                "height",
+            ]
         )
         writer.writerows(rows)
     out = tmp_path / "certified.onnx"
 
     reports = main(
-        [str(tiny_model_path), "--manifest", str(root), "--thresholds", "0.95", "0.5",
-         "--target", "0.9", "--out", str(out)]
+        [
+            str(tiny_model_path),
+            "--manifest",
+            str(root),
+            "--thresholds",
+            "0.95",
+            "0.5",
+            "--target",
+            "0.9",
+            "--out",
+            str(out),
+        ]
     )
 
     assert reports["apple"].certificate is not None

@@ -54,8 +54,10 @@ def test_shipped_model_loads_and_metadata_validates(clf):
 
 @needs_model
 def test_batch_axis_is_dynamic(clf):
-    photos = [make_fruit("banana", rotten=r, size=(320, 240), seed=i)
-              for i, r in enumerate([False, True, False])]
+    photos = [
+        make_fruit("banana", rotten=r, size=(320, 240), seed=i)
+        for i, r in enumerate([False, True, False])
+    ]
     batch = np.stack([clf.prepare(p) for p in photos])
     scores = clf.score_batch(batch)
     assert len(scores) == 3
@@ -84,10 +86,14 @@ def test_reported_test_metrics_are_what_the_service_measures(clf):
     items = load_split_items(DATASET, "test", others=m["others"], seed=m["seed"])
     measured = headline(compute_metrics(score_items(clf, items), clf.metadata.labels.produce))
     reported = clf.metadata.metrics["test"]
-    for key in ("condition_accuracy", "produce_accuracy", "auto_approve_precision",
-                "auto_approve_recall", "auto_approved"):
+    for key in (
+        "condition_accuracy",
+        "produce_accuracy",
+        "auto_approve_precision",
+        "auto_approve_recall",
+        "auto_approved",
+    ):
         assert measured[key] == pytest.approx(reported[key], abs=1e-9), key
-
 
 
 @needs_model
@@ -105,8 +111,9 @@ def test_predict_cli_applies_the_ordered_produce_like_the_service(clf):
     runner = CliRunner()
 
     def predict(path: Path, *extra: str) -> dict:
-        result = runner.invoke(app, ["predict", "--json", "--model", str(SHIPPED[-1]), *extra,
-                                     str(path)])
+        result = runner.invoke(
+            app, ["predict", "--json", "--model", str(SHIPPED[-1]), *extra, str(path)]
+        )
         assert result.exit_code == 0, result.output
         return json.loads(result.output.strip().splitlines()[-1])
 

@@ -16,14 +16,19 @@ from training.cross_source import (
 )
 
 
-def pool(source: str, p: list[float], rotten: list[int], *, match=None,
-         in_dist=None) -> HeldOutScores:
+def pool(
+    source: str, p: list[float], rotten: list[int], *, match=None, in_dist=None
+) -> HeldOutScores:
     n = len(p)
     ones = np.ones(n, bool)
     return HeldOutScores(
-        source=np.full(n, source), p_rotten=np.array(p), rotten=np.array(rotten),
+        source=np.full(n, source),
+        p_rotten=np.array(p),
+        rotten=np.array(rotten),
         in_distribution=ones if in_dist is None else np.array(in_dist),
-        produce_confident=ones, produce_match=ones if match is None else np.array(match))
+        produce_confident=ones,
+        produce_match=ones if match is None else np.array(match),
+    )
 
 
 def test_confident_mistakes_on_a_new_source_raise_the_threshold():

@@ -48,9 +48,27 @@ def test_train_export_evaluate_end_to_end(tmp_path):
 
     root = synthetic_manifest(tmp_path / "data")
     run = tmp_path / "run"
-    ckpt = train.main(["--dataset-dir", str(root), "--out", str(run), "--arch", "tiny",
-                       "--no-pretrained", "--size", "64", "--epochs", "2", "--batch-size", "8",
-                       "--others", "20", "--threads", "1"])
+    ckpt = train.main(
+        [
+            "--dataset-dir",
+            str(root),
+            "--out",
+            str(run),
+            "--arch",
+            "tiny",
+            "--no-pretrained",
+            "--size",
+            "64",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--others",
+            "20",
+            "--threads",
+            "1",
+        ]
+    )
     model_path = tmp_path / "m.onnx"
     meta, _ = calibrate_and_export(ckpt, model_path, version="e2e-test")
 
@@ -73,13 +91,28 @@ def test_train_export_evaluate_end_to_end(tmp_path):
     report = tmp_path / "report"
     items = load_split_items(root, "test", others=20)
     metrics = write_report(clf, items, report, "e2e", foreign=2)
-    for name in ("metrics.json", "pr_curve.png", "reliability.png", "confusion.png",
-                 "worst_mistakes.png"):
+    for name in (
+        "metrics.json",
+        "pr_curve.png",
+        "reliability.png",
+        "confusion.png",
+        "worst_mistakes.png",
+    ):
         assert (report / name).stat().st_size > 0, name
     saved = json.loads((report / "metrics.json").read_text())
-    for key in ("condition_accuracy", "condition_roc_auc", "condition_ece", "produce_accuracy",
-                "per_produce", "per_source", "produce_confusion", "condition_confusion",
-                "auto_approve", "ood_gate", "foreign_images"):
+    for key in (
+        "condition_accuracy",
+        "condition_roc_auc",
+        "condition_ece",
+        "produce_accuracy",
+        "per_produce",
+        "per_source",
+        "produce_confusion",
+        "condition_confusion",
+        "auto_approve",
+        "ood_gate",
+        "foreign_images",
+    ):
         assert key in saved, key
     assert metrics["n_produce_photos"] == 4 and metrics["n_other_photos"] == 2
 
@@ -93,8 +126,17 @@ def test_cross_source_calibration_and_recertify_end_to_end(tmp_path):
 
     root = synthetic_manifest(tmp_path / "data", per_cell=12, source_run=6)
     small = ["--arch", "tiny", "--size", "64", "--epochs", "1", "--others", "20"]
-    summary = loso.main(["--dataset-dir", str(root), "--out", str(tmp_path / "loso"), *small,
-                         "--train-args", "--no-pretrained --batch-size 8 --threads 1"])
+    summary = loso.main(
+        [
+            "--dataset-dir",
+            str(root),
+            "--out",
+            str(tmp_path / "loso"),
+            *small,
+            "--train-args",
+            "--no-pretrained --batch-size 8 --threads 1",
+        ]
+    )
     assert sorted(summary) == ["synthetic/0", "synthetic/1"]
     for row in summary.values():  # nested: the threshold used on a source is chosen without it
         nested = row["nested_cross_source"]
@@ -103,19 +145,39 @@ def test_cross_source_calibration_and_recertify_end_to_end(tmp_path):
     pool = load_folds(tmp_path / "loso")
     assert pool.sources == ["synthetic/0", "synthetic/1"] and len(pool.p_rotten) == 48
 
-    ckpt = train.main(["--dataset-dir", str(root), "--out", str(tmp_path / "run"), *small,
-                       "--no-pretrained", "--batch-size", "8", "--threads", "1"])
+    ckpt = train.main(
+        [
+            "--dataset-dir",
+            str(root),
+            "--out",
+            str(tmp_path / "run"),
+            *small,
+            "--no-pretrained",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+        ]
+    )
     model_path = tmp_path / "models" / "m.onnx"
     meta, _ = calibrate_and_export(ckpt, model_path, version="xs-test", cross_source=pool)
     cert = meta.auto_approve.certificate
     assert cert.split == "val+cross_source"
     info = cert.extra
-    assert meta.auto_approve.threshold == max(info["val_threshold"],
-                                              info["cross_source_threshold"])
+    assert meta.auto_approve.threshold == max(info["val_threshold"], info["cross_source_threshold"])
     assert info["cross_source"]["sources"] == ["synthetic/0", "synthetic/1"]
 
-    recertify.main([str(model_path), "--dataset-dir", str(root), "--loso-dir",
-                    str(tmp_path / "loso"), "--reports", str(tmp_path / "reports")])
+    recertify.main(
+        [
+            str(model_path),
+            "--dataset-dir",
+            str(root),
+            "--loso-dir",
+            str(tmp_path / "loso"),
+            "--reports",
+            str(tmp_path / "reports"),
+        ]
+    )
     again = Classifier(model_path).metadata
     assert again.auto_approve.threshold == pytest.approx(meta.auto_approve.threshold)
     assert again.metrics["recertified"]["previous_threshold_version"] == meta.threshold_version

@@ -21,8 +21,25 @@ from training import train  # noqa: E402
 
 # The Mahalanobis gate draws augmented photos after training, so it also checks that the
 # random state after the last epoch is the uninterrupted run's.
-TINY = ["--arch", "tiny", "--no-pretrained", "--size", "32", "--epochs", "3", "--batch-size",
-        "6", "--others", "4", "--threads", "1", "--gate", "mahalanobis", "--paste-p", "0"]
+TINY = [
+    "--arch",
+    "tiny",
+    "--no-pretrained",
+    "--size",
+    "32",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "6",
+    "--others",
+    "4",
+    "--threads",
+    "1",
+    "--gate",
+    "mahalanobis",
+    "--paste-p",
+    "0",
+]
 
 
 class Interrupted(Exception):
@@ -66,25 +83,28 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(
     assert {"state_dict", "optimizer", "lr_scheduler", "args", "rng"} <= set(state)
     assert state["lr_scheduler"]["last_epoch"] > 0  # the schedule moved on in epoch 1
 
-    resumed = torch.load(run(dataset, cut, "--resume", str(cut / train.RESUME_FILE)),
-                         weights_only=False)
+    resumed = torch.load(
+        run(dataset, cut, "--resume", str(cut / train.RESUME_FILE)), weights_only=False
+    )
     assert resumed["state_dict"].keys() == whole["state_dict"].keys()
-    different = [name for name, tensor in whole["state_dict"].items()
-                 if not torch.equal(tensor, resumed["state_dict"][name])]
+    different = [
+        name
+        for name, tensor in whole["state_dict"].items()
+        if not torch.equal(tensor, resumed["state_dict"][name])
+    ]
     assert different == []
     for key in ("projection", "projected_means"):
         np.testing.assert_array_equal(resumed["gate"][key], whole["gate"][key])
     strip = ("elapsed_s",)
-    assert ([{k: v for k, v in h.items() if k not in strip} for h in resumed["history"]]
-            == [{k: v for k, v in h.items() if k not in strip} for h in whole["history"]])
+    assert [{k: v for k, v in h.items() if k not in strip} for h in resumed["history"]] == [
+        {k: v for k, v in h.items() if k not in strip} for h in whole["history"]
+    ]
     # the recorded command is the one that reproduces the weights, not the resume
     assert "--resume" not in resumed["command"]
     assert "--resume" in resumed["resume_command"]
 
 
-def test_resume_that_could_not_reproduce_the_run_is_refused(
-    dataset: Path, tmp_path: Path
-) -> None:
+def test_resume_that_could_not_reproduce_the_run_is_refused(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     run(dataset, out, "--epochs", "1")
     last = str(out / train.RESUME_FILE)
@@ -99,14 +119,16 @@ def test_resume_that_could_not_reproduce_the_run_is_refused(
         run(other, out, "--epochs", "1", "--resume", last)
 
     old_format = tmp_path / "old-last.pt"  # what last.pt held before it was resumable
-    torch.save({"state_dict": torch.load(last, weights_only=True)["state_dict"],
-                "history": []}, old_format)
+    torch.save(
+        {"state_dict": torch.load(last, weights_only=True)["state_dict"], "history": []}, old_format
+    )
     with pytest.raises(SystemExit, match="not a resumable checkpoint"):
         run(dataset, out, "--epochs", "1", "--resume", str(old_format))
 
     # where files go and how many threads run are free to change
-    moved = run(dataset, tmp_path / "elsewhere", "--epochs", "1", "--threads", "2",
-                "--resume", last)
+    moved = run(
+        dataset, tmp_path / "elsewhere", "--epochs", "1", "--threads", "2", "--resume", last
+    )
     assert moved.exists()
 
 

@@ -107,7 +107,6 @@ def _freshclaim_command(bin_dir: Path) -> None:
     script.chmod(0o755)
 
 
-
 @pytest.mark.slow
 def test_the_readme_walkthrough_ends_with_one_claim_paid_and_one_in_review(tmp_path: Path) -> None:
     clone = tmp_path / "clone"

@@ -27,7 +27,6 @@ def test_workers_can_each_bind_the_same_port() -> None:
         second.close()
 
 
-
 @pytest.mark.slow
 def test_serve_with_two_workers_answers_and_stops_on_sigterm(
     tmp_path: Path, tiny_model_path: Path

@@ -94,10 +94,20 @@ def test_empty_text_fields_count_as_absent(api: Api, photo: bytes) -> None:
         (b'{"file": "x"}', "application/json", 422, "validation_error", ["body", "file"]),
         (b"", "multipart/form-data", 400, "invalid_multipart", None),
         (b"garbage without any boundary line", None, 400, "invalid_multipart", None),
-        (b"--" + b"b" * 71 + b"--\r\n", "multipart/form-data; boundary=" + "b" * 71, 400,
-         "invalid_multipart", None),  # RFC 2046: at most 70
-        (b"--" + b"b" * 5000 + b"--\r\n", "multipart/form-data; boundary=" + "b" * 5000, 400,
-         "invalid_multipart", None),  # python-multipart's own limit (256) raised a 500
+        (
+            b"--" + b"b" * 71 + b"--\r\n",
+            "multipart/form-data; boundary=" + "b" * 71,
+            400,
+            "invalid_multipart",
+            None,
+        ),  # RFC 2046: at most 70
+        (
+            b"--" + b"b" * 5000 + b"--\r\n",
+            "multipart/form-data; boundary=" + "b" * 5000,
+            400,
+            "invalid_multipart",
+            None,
+        ),  # python-multipart's own limit (256) raised a 500
         (
             _body(_part("file", b"x", "a.jpg"), _part("order_id", b"o" * 101)),
             None,

@@ -147,4 +147,3 @@ def test_locale_fallbacks() -> None:
     assert messages.message("too_dark", "zh-Hans-CN") == messages.CATALOGUE["zh"]["too_dark"]
     assert messages.message("too_dark", "fr") == messages.CATALOGUE["en"]["too_dark"]
     assert messages.message("never_registered", "zh") == messages.CATALOGUE["zh"]["unknown"]
-
