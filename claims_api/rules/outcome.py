@@ -67,6 +67,9 @@ SENTENCES: dict[str, dict[str, str]] = {
     },
 }
 
+# Parameters that are times (ISO 8601 in the event, local time in the sentence).
+TIME_PARAMS = frozenset({"deadline", "appeal_until"})
+
 PAYOUT_METHODS: dict[str, dict[str, str]] = {
     "store_credit": {"en": "store credit", "zh": "账户余额"},
     "original_payment": {"en": "original payment method", "zh": "原支付账户"},
@@ -183,8 +186,10 @@ def _rendered(params: dict[str, Any], locale: str, policy: Policy) -> dict[str, 
         elif name == "method":
             names = PAYOUT_METHODS.get(value, {"en": value, "zh": value})
             out[name] = names.get(locale) or names["en"]
-        else:  # a time
+        elif name in TIME_PARAMS:
             out[name] = datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        else:
+            out[name] = str(value)
     return out
 
 
