@@ -5,7 +5,7 @@ review-lease sweeper.
 They run in every ``freshclaim serve`` process by default (``FRESHCLAIM_BACKGROUND_WORKERS``),
 which suits the embedded SQLite layout. On a scale-out deployment, start the replicas with
 ``FRESHCLAIM_BACKGROUND_WORKERS=false`` and run ``freshclaim worker`` beside them, so the
-relay's consumer work no longer shares a replica's GIL with its requests (README, Performance).
+relay's consumer work no longer shares a replica's GIL with its requests (docs/performance.md).
 Several workers may run at once: the relay and the dispatcher claim rows with
 ``FOR UPDATE SKIP LOCKED``, and the stream's duplicate window absorbs a double publish.
 """

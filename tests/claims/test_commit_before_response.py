@@ -1,5 +1,5 @@
 """A write is committed before its response leaves the server: an auto-approved claim is
-``paid`` in the database (ledger written) by the time the client reads "paid" (issue 6).
+``paid`` in the database (ledger written) by the time the client reads "paid".
 FastAPI's default scope for yield dependencies ends them after the response is sent."""
 
 from __future__ import annotations

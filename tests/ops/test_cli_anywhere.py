@@ -1,4 +1,4 @@
-"""The command line works from any folder (issue 19): ``FRESHCLAIM_HOME`` and the model paths
+"""The command line works from any folder: ``FRESHCLAIM_HOME`` and the model paths
 are made absolute once, when the settings are read, and the bundled model is found wherever the
 command runs; when no model is found, the error says where it looked."""
 

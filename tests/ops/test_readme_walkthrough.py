@@ -1,4 +1,4 @@
-"""The README's walkthrough runs as written on a fresh machine (issue 19).
+"""The README's walkthrough runs as written on a fresh machine.
 
 The ``bash`` blocks between the README's walkthrough markers are run, in order, by one bash
 against a real ``freshclaim serve`` on a free loopback port. They run in a folder that holds

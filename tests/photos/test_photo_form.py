@@ -1,5 +1,5 @@
 """The upload form is read by ``claims_api.photos.form`` as the body arrives: what it keeps,
-what it skips and how a broken or oversized form is answered (issue 6)."""
+what it skips and how a broken or oversized form is answered."""
 
 from __future__ import annotations
 

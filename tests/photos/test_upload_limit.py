@@ -1,6 +1,6 @@
 """Photo uploads are parsed in memory, so the byte limit holds before the multipart parser
 reads the body: a declared Content-Length over the limit and a chunked body that passes it
-are both refused with 413 ``file_too_large`` (issue 6)."""
+are both refused with 413 ``file_too_large``."""
 
 from __future__ import annotations
 

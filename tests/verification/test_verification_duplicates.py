@@ -1,4 +1,4 @@
-"""Reused and near-duplicate photos (issue 4, signal 1), with real photos from the shared
+"""Reused and near-duplicate photos, with real photos from the shared
 dataset: through the HTTP API (so the indexed lookup, the classification and the policy wiring
 are proven on SQLite and PostgreSQL), and as rates over many real photos."""
 

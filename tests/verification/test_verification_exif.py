@@ -1,4 +1,4 @@
-"""Capture time and editing software from EXIF (issue 4, signal 2): a real photo re-saved
+"""Capture time and editing software from EXIF: a real photo re-saved
 with Pillow's Exif API, uploaded and claimed through the HTTP API."""
 
 from __future__ import annotations

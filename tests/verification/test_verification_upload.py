@@ -1,4 +1,4 @@
-"""Upload-time problems and claim-time signals agree (issue 4, signals 3 and 4): what
+"""Upload-time problems and claim-time signals agree: what
 ``POST /v1/photos`` tells the customer is judged at claim time by the signal of the same
 meaning, never twice and never under another name."""
 

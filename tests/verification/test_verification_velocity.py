@@ -1,4 +1,4 @@
-"""Velocity, amount and earned trust (issue 4, signals 5 and 6) through the HTTP API: each
+"""Velocity, amount and earned trust through the HTTP API: each
 signal against its Policy limit, with value, threshold and fired in the stored report."""
 
 from __future__ import annotations
