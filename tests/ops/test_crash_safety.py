@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bench.common import free_port
 from claims_api.auth.service import create_api_key, create_reviewer
@@ -281,10 +282,10 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_claim_and_pays_nothing_
     rng = random.Random(24)
     try:
         for _ in range(KILLS):
-            time.sleep(rng.uniform(2.0, 5.0))
+            time.sleep(rng.uniform(1.5, 4.0))
             service.kill()
             service.start()
-        time.sleep(3.0)  # the clients get through after the last restart
+        time.sleep(2.0)  # the clients get through after the last restart
     finally:
         stop.set()
         for thread in threads:
@@ -308,16 +309,18 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_claim_and_pays_nothing_
             check_ledger(session)
             check_events_consumed_once(session)
             expired = session.scalar(
-                select(func.count()).select_from(Claim).where(
-                    Claim.lease_holder.is_not(None), Claim.lease_expires_at < utcnow()
-                )
+                select(func.count())
+                .select_from(Claim)
+                .where(Claim.lease_holder.is_not(None), Claim.lease_expires_at < utcnow())
             )
             assert expired == 0, f"{expired} review leases outlived their expiry"
     finally:
         db.dispose()
 
 
-def check_acknowledged_claims(session, acknowledged: list[Acknowledged], settings: Settings):
+def check_acknowledged_claims(
+    session: Session, acknowledged: list[Acknowledged], settings: Settings
+) -> None:
     storage = LocalPhotoStorage(settings.photo_dir)
     for ack in acknowledged:
         claim = session.get(Claim, ack.claim_id)
@@ -327,14 +330,14 @@ def check_acknowledged_claims(session, acknowledged: list[Acknowledged], setting
             photo = session.get(Photo, photo_id)
             assert photo is not None and storage.exists(photo.storage_key), photo_id
     orphans = session.scalar(
-        select(func.count()).select_from(ClaimPhoto).where(
-            ClaimPhoto.photo_id.not_in(select(Photo.id))
-        )
+        select(func.count())
+        .select_from(ClaimPhoto)
+        .where(ClaimPhoto.photo_id.not_in(select(Photo.id)))
     )
     assert orphans == 0
 
 
-def check_ledger(session) -> None:
+def check_ledger(session: Session) -> None:
     assert session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))) == 0
     unbalanced = session.execute(
         select(LedgerEntry.posting_id)
@@ -357,11 +360,13 @@ def check_ledger(session) -> None:
         .subquery()
     )
     overpaid = session.execute(
-        select(paid_per_line.c.order_id, paid_per_line.c.paid).join(
+        select(paid_per_line.c.order_id, paid_per_line.c.paid)
+        .join(
             OrderLine,
             (OrderLine.order_id == paid_per_line.c.order_id)
             & (OrderLine.line_id == paid_per_line.c.line_id),
-        ).where(paid_per_line.c.paid > OrderLine.quantity * OrderLine.unit_price_cents)
+        )
+        .where(paid_per_line.c.paid > OrderLine.quantity * OrderLine.unit_price_cents)
     ).all()
     assert overpaid == []
     paid_claims = session.scalars(select(Claim).where(Claim.status == "paid")).all()
@@ -378,7 +383,7 @@ def check_ledger(session) -> None:
         assert payouts == [claim.approved_cents], (claim.id, payouts, claim.approved_cents)
 
 
-def check_events_consumed_once(session) -> None:
+def check_events_consumed_once(session: Session) -> None:
     pending = session.scalar(
         select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
     )
@@ -406,7 +411,7 @@ def test_sigterm_lets_an_in_flight_upload_finish_then_exits_0(service: Service) 
     boundary = "crash-test-boundary"
     photo = jpeg_bytes(make_fruit("apple", rotten=True, seed=1))
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
         f"Content-Type: image/jpeg\r\n\r\n".encode()
         + photo
         + f"\r\n--{boundary}--\r\n".encode()
