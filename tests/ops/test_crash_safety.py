@@ -217,8 +217,9 @@ class Client:
             return
         assert response.status_code == 201, response.text
         photo_id = response.json()["id"]
+        # 3 of 5: the same claim made twice (a retried key not honoured) would overpay the line
         body = {"order_id": order_id, "line_id": "L1", "issue": "rotten",
-                "affected_quantity": 2, "photo_ids": [photo_id]}  # fmt: skip
+                "affected_quantity": 3, "photo_ids": [photo_id]}  # fmt: skip
         headers = {**customer, "Idempotency-Key": secrets.token_hex(12)}
         response = self.send(http, "POST", "/v1/claims", json=body, headers=headers)
         if response is None:
