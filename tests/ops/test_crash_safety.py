@@ -330,6 +330,12 @@ def check_acknowledged_claims(
         for photo_id in ack.photo_ids:
             photo = session.get(Photo, photo_id)
             assert photo is not None and storage.exists(photo.storage_key), photo_id
+    # each order gets one claim, retried under one key: a second claim on a line is a retry
+    # that was not recognised as one
+    made_twice = session.execute(
+        select(Claim.order_id).group_by(Claim.order_id, Claim.line_id).having(func.count() > 1)
+    ).all()
+    assert made_twice == [], "claims made twice from one Idempotency-Key"
     orphans = session.scalar(
         select(func.count())
         .select_from(ClaimPhoto)
