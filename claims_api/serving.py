@@ -88,9 +88,23 @@ def run(host: str, port: int, workers: int) -> int:
     """Serve until interrupted; returns the exit status."""
     if workers <= 1:
         limit_malloc_arenas()
-        uvicorn.Server(server_config(host, port)).run()
-        return 0
+        return _serve_in_this_process(host, port)
     return _supervise(host, port, workers)
+
+
+def _serve_in_this_process(host: str, port: int) -> int:
+    """Once it has shut down gracefully, uvicorn raises the signal that stopped it again, with
+    the handlers it found restored, so that the process dies of it (status 143 after a
+    SIGTERM). A graceful stop is a success here, as it is for ``--workers N``: the handlers it
+    finds ignore the signal (uvicorn installs its own for the whole run, startup included)."""
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stopping}
+    try:
+        uvicorn.Server(server_config(host, port)).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
 
 
 def _supervise(host: str, port: int, workers: int) -> int:
