@@ -73,7 +73,9 @@ def test_order_lines_carry_their_sourcing_and_a_delivery_is_announced_once(api, 
     body = created.json()
     resend = {k: body[k] for k in ("customer_id", "delivered_at", "pickup_point_id", "lines")}
     resend["delivered_at"] = (
-        datetime.fromisoformat(body["delivered_at"]).astimezone(timezone(timedelta(hours=8))).isoformat()
+        datetime.fromisoformat(body["delivered_at"])
+        .astimezone(timezone(timedelta(hours=8)))
+        .isoformat()
     )  # the same instant in Beijing time
     again = api.client.put("/v1/orders/ord-1", json=resend, headers=api.shop_headers())
     assert again.status_code == 200, again.text
