@@ -178,3 +178,18 @@ def test_a_bad_batch_opens_one_incident_that_staff_acknowledge_and_resolve(api, 
             .order_by(AuditEntry.id)
         ).all()
     assert audit == ["opened", "acknowledged", "resolved"]
+
+
+def test_a_pickup_point_with_many_claims_on_a_sku_opens_an_incident(api, container):
+    base = [_line(f"L{i}") for i in range(1, 201)]  # no batch ids: only pickup points differ
+    assert _put(api, "ord-base", "cust-base", base, pickup_point_id="pp-ok").status_code == 201
+    for i in range(1, 4):
+        lines = [_line(f"L{n}") for n in range(1, 8)]
+        created = _put(api, f"ord-pp-{i}", f"cust-pp-{i}", lines, pickup_point_id="pp-warm")
+        assert created.status_code == 201, created.text
+        _claim(api, f"ord-pp-{i}", f"cust-pp-{i}", seed=20 + i)
+    _relay(container)
+
+    [incident] = api.client.get("/v1/quality/incidents", headers=api.shop_headers()).json()
+    assert (incident["scope"], incident["subject_id"]) == ("pickup_point", "pp-warm")
+    assert (incident["claims"], incident["lines"], incident["supplier_id"]) == (3, 21, None)
