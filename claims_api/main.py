@@ -23,6 +23,7 @@ from claims_api.orders.router import router as orders_router
 from claims_api.photos.router import router as photos_router
 from claims_api.photos.upload_limit import UploadBudget, UploadSizeLimit
 from claims_api.profiles.router import router as profiles_router
+from claims_api.quality.router import router as quality_router
 from claims_api.retraining.router import router as audit_router
 from claims_api.review.router import router as review_router
 from claims_api.web.router import install as install_workbench
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         audit_router,
         review_router,
         profiles_router,
+        quality_router,
         webhooks_router,
     ):
         app.include_router(router)

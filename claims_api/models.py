@@ -10,6 +10,7 @@ from claims_api.limits.models import RateBucket
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.photos.models import Photo, PhotoHash, PhotoView
 from claims_api.profiles.models import CustomerProfile, SkuQualityAlert
+from claims_api.quality.models import QualityIncident
 from claims_api.review.models import PhotoLabel, ReviewDecision
 from claims_api.web.models import WebSession
 from claims_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -34,6 +35,7 @@ __all__ = [
     "PhotoHash",
     "PhotoLabel",
     "PhotoView",
+    "QualityIncident",
     "RateBucket",
     "ReviewDecision",
     "Reviewer",

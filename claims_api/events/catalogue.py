@@ -97,6 +97,47 @@ class SkuQualityAlert(BaseModel):
     claim_ids: list[str]
 
 
+class DeliveredLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: str
+    sku: str
+    produce: str
+    category: str | None
+    supplier_id: str | None
+    batch_id: str | None
+    quantity: int
+    unit_price_cents: int
+
+
+class OrderDelivered(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
+
+    order_id: str
+    customer_id: str
+    delivered_at: datetime
+    pickup_point_id: str | None
+    lines: list[DeliveredLine]
+
+
+class QualityIncidentChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
+
+    incident_id: str
+    scope: str = Field(description="batch or pickup_point.")
+    sku: str
+    subject_id: str = Field(description="The batch id or the pickup point id.")
+    supplier_id: str | None
+    status: str = Field(description="open, acknowledged or resolved.")
+    claims: int = Field(description="Claimed lines of the subject when the incident opened.")
+    lines: int = Field(description="Delivered lines of the subject in its window.")
+    baseline_rate: float = Field(description="The SKU's claim rate it was tested against.")
+    p_value: float = Field(description="One-sided exact binomial test.")
+    resolution: str | None = Field(description="A resolution code, once resolved.")
+    actor: Actor
+    at: datetime
+
+
 class WebhookEndpointDisabled(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a new field is a catalogue change
 
@@ -163,6 +204,50 @@ def _claim_example(status: str, previous: str | None) -> dict[str, Any]:
     }
 
 
+def _incident_example(status: str, actor: dict[str, str], resolution: str | None) -> dict:
+    return {
+        "incident_id": "qin_7d2a9c4e1b3f5a6d8c0e2f4a",
+        "scope": "batch",
+        "sku": "SKU-apple",
+        "subject_id": "B-2026-12-03",
+        "supplier_id": "sup-orchard",
+        "status": status,
+        "claims": 6,
+        "lines": 28,
+        "baseline_rate": 0.05,
+        "p_value": 0.00043,
+        "resolution": resolution,
+        "actor": actor,
+        "at": "2026-12-04T09:30:00+00:00",
+    }
+
+
+_STAFF = {"kind": "reviewer", "id": "rev_1"}
+_INCIDENT_TYPES = (
+    EventType(
+        "quality.incident_opened",
+        "quality_incident",
+        QualityIncidentChanged,
+        "A batch's or a pickup point's claim rate on a SKU is significantly above the SKU's.",
+        _incident_example("open", {"kind": "system", "id": "policy"}, None),
+    ),
+    EventType(
+        "quality.incident_acknowledged",
+        "quality_incident",
+        QualityIncidentChanged,
+        "Staff acknowledged a quality incident.",
+        _incident_example("acknowledged", _STAFF, None),
+    ),
+    EventType(
+        "quality.incident_resolved",
+        "quality_incident",
+        QualityIncidentChanged,
+        "Staff resolved a quality incident, with a resolution code.",
+        _incident_example("resolved", _STAFF, "batch_withdrawn"),
+    ),
+)
+
+
 def _claim_types() -> list[EventType]:
     moves: dict[str, str | None] = {"submitted": None}  # a claim enters as submitted
     for source, targets in ALLOWED.items():
@@ -189,6 +274,32 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "A customer's photos, photo metadata and free text were erased.",
         {"customer_id": "cust-1", "at": "2026-12-04T09:30:00+00:00"},
     ),
+    EventType(
+        "order.delivered",
+        "order",
+        OrderDelivered,
+        "An order was delivered (first stored, or what was delivered changed): the "
+        "denominator of damage rates.",
+        {
+            "order_id": "ord-1",
+            "customer_id": "cust-1",
+            "delivered_at": "2026-12-04T08:00:00+00:00",
+            "pickup_point_id": "pp-7",
+            "lines": [
+                {
+                    "line_id": "L1",
+                    "sku": "SKU-apple",
+                    "produce": "apple",
+                    "category": "fruit",
+                    "supplier_id": "sup-orchard",
+                    "batch_id": "B-2026-12-03",
+                    "quantity": 5,
+                    "unit_price_cents": 300,
+                }
+            ],
+        },
+    ),
+    *_INCIDENT_TYPES,
     EventType(
         "quality.sku_alert",
         "sku",
@@ -217,6 +328,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
 AGGREGATE_ID_FIELD = {
     "claim": "claim_id",
     "customer": "customer_id",
+    "order": "order_id",
+    "quality_incident": "incident_id",
     "sku": "sku",
     "webhook_endpoint": "endpoint_id",
 }

@@ -9,7 +9,7 @@ from importlib import import_module
 
 from claims_api.events.consumers import Consumer
 
-CONSUMER_MODULES = ("claims_api.profiles.service",)
+CONSUMER_MODULES = ("claims_api.profiles.service", "claims_api.quality.service")
 
 
 def registered_consumers() -> list[Consumer]:

@@ -6,6 +6,25 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# Supplier and batch ids come from the shop's ERP: printable, no spaces, like order ids.
+ExternalId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$"
+    ),
+]
+# A category is a grouping key for rates and rules (fruit, vegetables, baby_food): a slug, so
+# that "Baby Food" and "baby_food" do not split one category in two.
+CategorySlug = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",  # lowered after the check
+    ),
+]
 ProduceKind = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)
 ]
@@ -19,6 +38,13 @@ class OrderLineIn(BaseModel):
     produce: ProduceKind = Field(description="Produce kind as the model names it, e.g. 'apple'.")
     quantity: int = Field(ge=1, le=100_000)
     unit_price_cents: int = Field(ge=0, le=10_000_000)
+    category: CategorySlug | None = Field(
+        default=None, description="A short slug such as 'fruit', 'vegetables' or 'baby_food'."
+    )
+    supplier_id: ExternalId | None = Field(default=None, description="The supplier's id.")
+    batch_id: ExternalId | None = Field(
+        default=None, description="The supplier batch (lot) the goods came from."
+    )
 
 
 class OrderIn(BaseModel):

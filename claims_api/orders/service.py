@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC
+
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
@@ -7,6 +9,7 @@ from claims_api.audit import service as audit
 from claims_api.auth.principal import Principal
 from claims_api.claims.models import Claim
 from claims_api.db import utcnow
+from claims_api.events import service as events
 from claims_api.orders.errors import LineHasClaims, OrderCustomerMismatch, OrderNotFound
 from claims_api.orders.models import Customer, Order, OrderLine
 from claims_api.orders.schemas import OrderIn
@@ -51,7 +54,8 @@ def upsert_order(
         raise OrderCustomerMismatch()
     before = None if created else _snapshot(order)
 
-    order.delivered_at = body.delivered_at
+    # stored in UTC, so that a re-send with another offset compares equal to the stored order
+    order.delivered_at = body.delivered_at.astimezone(UTC)
     order.pickup_point_id = body.pickup_point_id
     existing = {line.line_id: line for line in order.lines}
     incoming = {line.line_id: line for line in body.lines}
@@ -73,10 +77,13 @@ def upsert_order(
                 OrderLine(order_id=order_id, line_id=line_id, **new.model_dump(exclude={"line_id"}))
             )
         else:
-            line.sku, line.produce = new.sku, new.produce
-            line.quantity, line.unit_price_cents = new.quantity, new.unit_price_cents
+            for field, value in new.model_dump(exclude={"line_id"}).items():
+                setattr(line, field, value)
     order.updated_at = utcnow()
     session.flush()
+    after = _snapshot(order)
+    if after != before:  # an identical re-send is not a new delivery
+        _emit_delivered(session, order)
     audit.record(
         session,
         actor,
@@ -84,9 +91,39 @@ def upsert_order(
         order_id,
         "created" if created else "updated",
         before=before,
-        after=_snapshot(order),
+        after=after,
     )
     return order, created
+
+
+def _emit_delivered(session: Session, order: Order) -> None:
+    """``order.delivered``: the denominators of profiles and quality rates. Sent when the
+    order is first stored and again whenever what was delivered changes."""
+    events.emit(
+        session,
+        "order.delivered",
+        "order",
+        order.id,
+        {
+            "order_id": order.id,
+            "customer_id": order.customer_id,
+            "delivered_at": order.delivered_at.isoformat(),
+            "pickup_point_id": order.pickup_point_id,
+            "lines": [
+                {
+                    "line_id": line.line_id,
+                    "sku": line.sku,
+                    "produce": line.produce,
+                    "category": line.category,
+                    "supplier_id": line.supplier_id,
+                    "batch_id": line.batch_id,
+                    "quantity": line.quantity,
+                    "unit_price_cents": line.unit_price_cents,
+                }
+                for line in order.lines
+            ],
+        },
+    )
 
 
 def _snapshot(order: Order) -> dict:

@@ -57,7 +57,7 @@ def test_rotten_photo_is_auto_approved_and_paid_at_once(api, container):
         events = [
             e.event_type for e in session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
         ]
-        assert events == ["claim.submitted", "claim.approved", "claim.paid"]
+        assert events == ["order.delivered", "claim.submitted", "claim.approved", "claim.paid"]
         audit = session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "claim")).all()
         assert [a.action for a in audit] == ["status:submitted", "status:approved", "status:paid"]
         assert audit[1].before["status"] == "submitted" and audit[1].after["status"] == "approved"

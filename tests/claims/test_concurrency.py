@@ -88,7 +88,8 @@ def test_one_key_raced_on_two_lines_makes_one_claim_and_a_409(api, container):
         assert session.scalars(select(Claim.id)).all() == [answered[0][1]["id"]]
         payouts = session.scalars(select(LedgerPosting.claim_id)).all()
         assert payouts in ([], [answered[0][1]["id"]])
-        events = session.scalars(select(OutboxEvent.aggregate_id)).all()
+        claim_events = select(OutboxEvent.aggregate_id).where(OutboxEvent.aggregate_type == "claim")
+        events = session.scalars(claim_events).all()
         assert set(events) <= {answered[0][1]["id"]}
 
 

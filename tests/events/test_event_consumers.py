@@ -48,7 +48,7 @@ def test_a_failing_handler_takes_its_consumed_mark_back(container):
 
 
 def test_the_registry_lists_the_profiles_consumer():
-    assert [c.name for c in registered_consumers()] == ["profiles"]
+    assert [c.name for c in registered_consumers()] == ["profiles", "quality"]
     assert registered_consumers()[0] is profiles.CONSUMER
 
 
@@ -73,7 +73,12 @@ def test_every_emitted_claim_event_matches_its_catalogue_schema(api, container):
     models = {t.name: t.model for t in EVENT_TYPES}
     with container.db.read_session() as session:
         emitted = list(session.scalars(select(OutboxEvent)))
-    assert [e.event_type for e in emitted] == ["claim.submitted", "claim.approved", "claim.paid"]
+    assert [e.event_type for e in emitted] == [
+        "order.delivered",
+        "claim.submitted",
+        "claim.approved",
+        "claim.paid",
+    ]
     for event in emitted:
         document = EventEnvelope.model_validate(event_document(event))
         models[document.type].model_validate(document.data)

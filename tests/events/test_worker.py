@@ -68,11 +68,11 @@ def test_worker_once_delivers_pending_events_and_releases_expired_leases(api, co
             .where(Claim.id == leased["claim_id"])
             .values(lease_expires_at=utcnow() - timedelta(minutes=5))
         )
-    assert _pending(container) == 5  # nothing runs in the background in tests
+    assert _pending(container) == 7  # nothing runs in the background in tests
 
     output = _worker_once(settings)
 
-    assert "published 5 events, released 1 expired leases" in output
+    assert "published 7 events, released 1 expired leases" in output
     assert _pending(container) == 0
     with container.db.read_session() as session:
         assert session.get(Claim, leased["claim_id"]).lease_holder is None
