@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -260,10 +261,23 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the one there was at
+    set-up: a supervisor or a test runner may swap (and close) the stream it started with."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     """Route every logger (uvicorn's included) to one stderr handler in ``log_format``
     (``json`` or ``text``), each record stamped with its request id."""
-    handler = logging.StreamHandler()
+    handler = CurrentStderrHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
