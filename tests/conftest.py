@@ -143,3 +143,20 @@ def api(client, container: Container):
 @pytest.fixture
 def unloaded_models() -> ModelHolder:
     return ModelHolder(None)
+
+
+@pytest.fixture
+def clock():
+    from tests.support.clock import Clock
+
+    return Clock()
+
+
+@pytest.fixture
+def dispatcher(container: Container, clock):
+    """A webhook dispatcher on the test's movable clock, with fixed jitter."""
+    from claims_api.webhooks.dispatch import WebhookDispatcher
+
+    sender = WebhookDispatcher(container.db, timeout_s=5, clock=clock, jitter=lambda: 0.5)
+    yield sender
+    sender.close()

@@ -26,23 +26,6 @@ from claims_api.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.support.webhook_receiver import Receiver, ReceiverServer
 
 
-class Clock:
-    """The real time plus however far the test has moved it on."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
-
-    @property
-    def now(self) -> datetime:
-        return self()
-
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
-
-
 @pytest.fixture
 def settings(settings):
     return settings.model_copy(update={"webhook_allow_private_addresses": True})
@@ -72,18 +55,6 @@ def new_receiver(receivers):
         return server.receiver
 
     return start
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def dispatcher(container, clock) -> Iterator[WebhookDispatcher]:
-    sender = WebhookDispatcher(container.db, timeout_s=5, clock=clock, jitter=lambda: 0.5)
-    yield sender
-    sender.close()
 
 
 def _register(api, admin, url: str, **extra) -> dict:

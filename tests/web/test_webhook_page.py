@@ -17,24 +17,13 @@ from claims_api.background import outbox_relay
 from claims_api.db import utcnow
 from claims_api.web.text import disabled_reason
 from claims_api.web.webhooks import BadSince, parse_since
-from claims_api.webhooks.dispatch import RETRY_SCHEDULE_S, WebhookDispatcher
+from claims_api.webhooks.dispatch import RETRY_SCHEDULE_S
 from claims_api.webhooks.models import WebhookDelivery
 from tests.support.webhook_receiver import Receiver, ReceiverServer
 from tests.web.test_web import location, signed_in, visible_text
 
 PAGE = "/web/admin/webhooks"
 SNAKE_CASE = re.compile(r"\b[a-z]{2,}(?:_[a-z]{2,})+\b")
-
-
-class Clock:
-    """The real time plus however far the test has moved it on (the retry schedule spans
-    ~27 h; the test moves through it instead of sleeping)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
 
 
 @pytest.fixture
@@ -53,18 +42,6 @@ def receiver() -> Iterator[Receiver]:
     server = ReceiverServer()
     yield server.receiver
     server.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def dispatcher(container, clock) -> Iterator[WebhookDispatcher]:
-    sender = WebhookDispatcher(container.db, timeout_s=5, clock=clock, jitter=lambda: 0.5)
-    yield sender
-    sender.close()
 
 
 def _register(api, container, url: str) -> str:
